@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${RINGRIFT_IMAGE_CACHE:-/var/cache/ringrift-images}
 suite=bookworm
 ca_bundle=${RINGRIFT_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-common_pkgs=python3,python3-venv,ca-certificates,procps,iproute2,logrotate
+common_pkgs=python3,python3-venv,python3-packaging,ca-certificates,procps,iproute2,logrotate
 vm_pkgs=$common_pkgs,systemd,systemd-sysv,dbus
 
 log() { printf '[build-images] %s\n' "$*" >&2; }

@@ -1,0 +1,332 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Inventory plugin ringrift.cluster.distributed_hosts."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: distributed_hosts
+author:
+  - RingRift maintainers (@ringrift)
+short_description: The RingRift fleet from C(distributed_hosts.yaml)
+version_added: 0.1.0
+description:
+  - Reads the cluster's own C(distributed_hosts.yaml) (the file the P2P daemon, data sync and Elo sync
+    already use) and turns it into an inventory, so there is never a second, hand-written one.
+  - The inventory source is a YAML file whose name ends in C(distributed_hosts.yml) or
+    C(distributed_hosts.yaml), with O(plugin) and O(path); see EXAMPLES.
+  - Only the top-level C(hosts) mapping and C(p2p_voters) list are read; other top-level sections
+    and unknown per-host keys are tolerated and kept.
+  - "Groups: one per provider (V(vast), V(runpod), V(vultr), V(nebius), V(hetzner), V(aws), V(local), plus the providers
+    named in O(provider_prefixes)) and V(unknown_provider) for hosts no rule places (with a warning).
+    The provider is the host's own C(provider) key, else the longest matching host-name prefix of
+    O(provider_prefixes) (the prefix must be followed by a non-letter or the end of the name),
+    else V(local) for coordinator machines (C(role: coordinator) or a loopback C(ssh_host))."
+  - "V(containerized) (containers without systemd: the host's C(is_container) key, else whether its provider is in
+    O(container_providers)) and V(vm_or_metal) for all others."
+  - "V(p2p_voters): exactly the hosts of the top-level C(p2p_voters) list (a per-host C(p2p_voter) key is ignored
+    with a warning). V(p2p_enabled): hosts with C(p2p_enabled: true)."
+  - "V(gpu): hosts whose C(gpu) value names an NVIDIA GPU (the CUDA-check targets): brand words (NVIDIA, GeForce,
+    Tesla, Quadro, Titan, RTX, GTX, GRID) or NVIDIA model codes (A100, A100D-20C (vGPU), A40, A10, L40S, L4, H100,
+    H200, B200, GH200, T4, V100, P100 ...). V(cpu_only): no C(gpu) key, C(gpu: none) or a null value.
+    Other accelerators (Apple MPS and M-series, AMD Radeon/Instinct/MI300, Intel, TPU ...) are in neither group.
+    A C(gpu) string matching none of these rules is in neither group either and produces a warning; add a
+    pattern to O(nvidia_gpu_patterns) if it is an NVIDIA model."
+  - "V(role_<role>) and V(status_<status>) for each C(role) and C(status) value, characters outside C([A-Za-z0-9_])
+    replaced by C(_)."
+  - The fixed groups (providers, V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters), V(p2p_enabled))
+    always exist, possibly empty, so plays targeting them never fail to match.
+  - "Connection variables: C(ansible_host) (C(ssh_host)), C(ansible_port) (C(ssh_port), default 22), C(ansible_user)
+    (C(ssh_user)), C(ansible_ssh_private_key_file) (C(ssh_key)). A host with C(ssh_proxy: <other host>) gets
+    C(ansible_ssh_common_args) with C(-o ProxyCommand=\"ssh -W %h:%p -p PORT -i KEY USER@HOST\") built from the
+    other host's address, port, user and key (ProxyJump cannot carry a key). Chained proxies are refused.
+    A host of provider V(local) whose C(ssh_host) is loopback and whose SSH port is 22 gets C(ansible_connection: local);
+    a loopback address with another port is taken to be an SSH tunnel and keeps SSH."
+  - "Derived variables, all prefixed C(ringrift_) (the contract in docs/architecture.md): C(ringrift_provider)
+    (provider, or V(unknown)), C(ringrift_containerized), C(ringrift_path) (the C(ringrift_path) key, null if absent),
+    C(ringrift_venv_path) (C(source X/bin/activate) gives X; C(\":\") or absent gives null), C(ringrift_gpu_count)
+    and C(ringrift_gpu_model) (C(8x RTX 4090) gives 8 and C(RTX 4090); C(H100 SXM) gives 1 and C(H100 SXM); 0 and null
+    without GPU; other accelerators are counted too), C(ringrift_gpu_vram_gb), C(ringrift_nvidia_gpu),
+    C(ringrift_is_voter), C(ringrift_p2p_voters) (the voter list), C(ringrift_p2p_enabled), C(ringrift_p2p_port)
+    (C(p2p_port), default 8770), C(ringrift_advertise_host), C(ringrift_p2p_peers), C(ringrift_role),
+    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null) and C(ringrift_host_config)
+    (every raw key of the host's entry)."
+  - "C(ringrift_advertise_host) is C(tailscale_ip) when O(prefer_tailscale) is set and the host has one, else
+    C(p2p_public_host), else C(public_ip), else C(ssh_host) unless that is loopback or a provider's shared SSH
+    gateway (O(ssh_gateway_patterns), Vast's C(sshN.vast.ai)); otherwise null."
+  - "C(ringrift_p2p_peers) lists C(http://<advertise host>:<p2p port>) of every voter except the host itself, in
+    C(p2p_voters) order. Voters without an advertise host are left out with a warning. Voters filtered out by
+    status stay in (quorum counts the whole list), with a warning."
+  - C(ringrift_host_config) keeps every key of the entry, including secrets such as C(*token*), C(*password*) or
+    C(*secret*) keys. Playbooks and reports must never print C(ringrift_host_config) or those keys.
+  - "Inventory values are not templates: a C({{ }}) inside C(distributed_hosts.yaml) stays literal text.
+    YAML dates stay strings."
+  - "Hosts are filtered by C(status) (O(include_statuses), O(exclude_statuses)); by default every host except
+    inactive ones (V(terminated), V(offline), V(retired), V(archived))."
+  - "Bad input gives an error naming the file, the line, the host and the field: unreadable or missing file,
+    YAML syntax errors, C(hosts) missing or not a mapping, a host entry that is not a mapping, a host name defined
+    twice (both lines), two equal keys in one entry, C(ssh_port)/C(p2p_port) not an integer in 1..65535, a host
+    name with characters outside C([A-Za-z0-9._-]), wrong value types for the keys read here, and a C(p2p_voters)
+    entry or C(ssh_proxy) target that is not a host. With O(strict) every host-level problem is collected and
+    reported in one error before anything is added to the inventory; without it each broken host is dropped
+    with a warning and the rest is kept. File-level problems are always errors."
+  - The parsed file is cached (O(cache)) under a key made of the source's path and a hash of the data file's
+    path and content, so any edit of C(distributed_hosts.yaml) invalidates it; a cache hit skips YAML parsing.
+    The file itself is still read to compute the hash.
+  - The data file may be encrypted with ansible-vault.
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Token that ensures this is a source file for this plugin.
+    required: true
+    type: str
+    choices: ['ringrift.cluster.distributed_hosts']
+  path:
+    description:
+      - Path of C(distributed_hosts.yaml). A relative path is relative to the directory of the inventory source file.
+      - C(~) and environment variables are expanded.
+    required: true
+    type: str
+  provider_prefixes:
+    description:
+      - Host-name prefixes mapped to provider names, merged over the defaults (each of V(vast), V(runpod), V(vultr),
+        V(nebius), V(hetzner), V(aws), V(local) maps to itself). Matching is case-insensitive, the longest prefix wins.
+      - Map a prefix to an empty string to remove a default.
+      - A host's own C(provider) key wins over any prefix.
+    type: dict
+    default: {}
+  container_providers:
+    description:
+      - Providers whose hosts are containers without systemd (group V(containerized)), unless a host's own
+        C(is_container) key says otherwise.
+    type: list
+    elements: str
+    default: ['vast', 'runpod']
+  include_statuses:
+    description:
+      - When set, it alone decides which hosts are added - exactly those whose C(status) is in this list
+        (hosts without C(status) are then left out) - and O(exclude_statuses) is ignored.
+    type: list
+    elements: str
+  exclude_statuses:
+    description:
+      - Hosts whose C(status) is in this list are left out (unless O(include_statuses) is set). Set to V([]) to get
+        every host.
+    type: list
+    elements: str
+    default: ['terminated', 'offline', 'retired', 'archived']
+  prefer_tailscale:
+    description: Use a host's C(tailscale_ip) as its advertise host when it has one.
+    type: bool
+    default: false
+  nvidia_gpu_patterns:
+    description:
+      - Extra regular expressions (case-insensitive, searched in the GPU model) that mark a C(gpu) value as NVIDIA,
+        checked before the built-in rules.
+    type: list
+    elements: str
+    default: []
+  ssh_gateway_patterns:
+    description:
+      - Regular expressions (case-insensitive) for SSH addresses that are a provider's shared gateway rather than
+        the host's own address; such an C(ssh_host) is never used as advertise host.
+    type: list
+    elements: str
+    default: ['^ssh\d*\.vast\.']
+"""
+
+EXAMPLES = r"""
+# inventory/cluster.distributed_hosts.yml
+plugin: ringrift.cluster.distributed_hosts
+path: ../config/distributed_hosts.yaml
+
+# Everything, including offline and retired hosts, advertised over Tailscale
+plugin: ringrift.cluster.distributed_hosts
+path: /etc/ringrift/distributed_hosts.yaml
+exclude_statuses: []
+prefer_tailscale: true
+
+# Extra provider prefix, constructed features, cached parse
+plugin: ringrift.cluster.distributed_hosts
+path: ../config/distributed_hosts.yaml
+provider_prefixes:
+  lambda: lambda
+  gh: nebius
+strict: true
+compose:
+  ansible_python_interpreter: ringrift_venv_path ~ '/bin/python' if ringrift_venv_path else omit
+groups:
+  big_gpu: ringrift_gpu_count >= 8
+keyed_groups:
+  - key: ringrift_host_config.region | default('none')
+    prefix: region
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ringrift-inventory
+"""
+
+import hashlib
+import os
+import re
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.parsing.vault import is_encrypted
+from ansible.plugins.inventory import BaseFileInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts import (
+    DocumentError,
+    build_model,
+    format_problem,
+    load_document,
+)
+
+_SOURCE_SUFFIXES = ('distributed_hosts.yml', 'distributed_hosts.yaml')
+_MODEL_OPTIONS = (
+    'provider_prefixes', 'container_providers', 'include_statuses', 'exclude_statuses',
+    'prefer_tailscale', 'nvidia_gpu_patterns', 'ssh_gateway_patterns',
+)
+
+
+class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
+    """Inventory from the cluster's distributed_hosts.yaml."""
+
+    NAME = 'ringrift.cluster.distributed_hosts'
+
+    def verify_file(self, path):
+        """Accept readable files whose name ends in distributed_hosts.yml/.yaml."""
+        if super(InventoryModule, self).verify_file(path):
+            return to_native(path).endswith(_SOURCE_SUFFIXES)
+        return False
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
+        self._read_config_data(path)
+        data_path = self._data_path(path)
+        content = self._read_data(data_path)
+
+        digest = hashlib.sha256(to_bytes(data_path, errors='surrogate_or_strict') + b'\0' + content).hexdigest()
+        cache_key = '%s_%s' % (self.get_cache_key(path), digest[:20])
+        user_cache_setting = self.get_option('cache')
+        attempt_to_read_cache = user_cache_setting and cache
+        cache_needs_update = user_cache_setting and not cache
+
+        document = None
+        if attempt_to_read_cache:
+            try:
+                document = self._cache[cache_key]
+            except KeyError:
+                cache_needs_update = True
+        if document is None:
+            document = self._load(content, data_path)
+        if cache_needs_update:
+            self._cache[cache_key] = document
+
+        options = dict((name, self.get_option(name)) for name in _MODEL_OPTIONS)
+        try:
+            model = build_model(document, options)
+        except re.error as exc:
+            raise AnsibleParserError('%s: invalid regular expression in the inventory source options: %s' % (path, to_native(exc)))
+        self._report(model)
+        self._apply(model)
+
+    # -- reading
+
+    def _data_path(self, source):
+        raw = self.get_option('path')
+        if not raw:
+            raise AnsibleParserError('%s: option "path" (the distributed_hosts.yaml file) is empty' % source)
+        expanded = os.path.expandvars(os.path.expanduser(raw))
+        if not os.path.isabs(expanded):
+            expanded = os.path.join(os.path.dirname(os.path.abspath(source)), expanded)
+        return os.path.normpath(expanded)
+
+    def _read_data(self, data_path):
+        try:
+            with open(to_bytes(data_path, errors='surrogate_or_strict'), 'rb') as handle:
+                content = handle.read()
+        except (IOError, OSError) as exc:
+            reason = exc.strerror or to_native(exc)
+            hint = ''
+            if not os.path.exists(data_path):
+                hint = ' (put the cluster\'s distributed_hosts.yaml there, see config/README.md, or point "path" at it)'
+            raise AnsibleParserError('%s: cannot read distributed_hosts file: %s%s' % (data_path, reason, hint))
+        if is_encrypted(content):
+            try:
+                content = self.loader._vault.decrypt(content, filename=data_path)  # pylint: disable=protected-access
+            except AnsibleError as exc:
+                raise AnsibleParserError('%s: cannot decrypt vault-encrypted distributed_hosts file: %s' % (data_path, to_native(exc)))
+        return content
+
+    def _load(self, content, data_path):
+        try:
+            return load_document(content, source=data_path)
+        except DocumentError as exc:
+            raise AnsibleParserError(to_native(exc))
+
+    # -- reporting
+
+    def _report(self, model):
+        problems = model['problems']
+        if problems and self.get_option('strict'):
+            lines = [format_problem(problem) for problem in problems]
+            raise AnsibleParserError(
+                '%s: %d problem%s in distributed_hosts file (strict: nothing was added to the inventory):\n  %s'
+                % (model['source'], len(lines), '' if len(lines) == 1 else 's', '\n  '.join(lines)))
+        for problem in problems:
+            suffix = '; host dropped' if problem.get('host') is not None else '; entry ignored'
+            self.display.warning(format_problem(problem) + suffix)
+        for warning in model['warnings']:
+            self.display.warning(warning)
+        if model['excluded']:
+            self.display.vvv('%s: %d host(s) left out by status: %s' % (
+                model['source'], len(model['excluded']), ', '.join(sorted(model['excluded']))))
+
+    # -- applying
+
+    def _apply(self, model):
+        inventory = self.inventory
+        compose = self.get_option('compose')
+        groups = self.get_option('groups')
+        keyed_groups = self.get_option('keyed_groups')
+        strict = self.get_option('strict')
+        constructed = bool(compose or groups or keyed_groups)
+
+        new_groups = [name for name in model['groups'] if name not in inventory.groups]
+        new_hosts = [name for name in model['hosts'] if name not in inventory.hosts]
+        groups_before = set(inventory.groups)
+        try:
+            for group in model['groups']:
+                inventory.add_group(group)
+            for name, host in model['hosts'].items():
+                inventory.add_host(name)
+                host_vars = host['vars']
+                for key, value in host_vars.items():
+                    inventory.set_variable(name, key, value)
+                for group in host['groups']:
+                    inventory.add_child(group, name)
+                if constructed:
+                    self._set_composite_vars(compose, host_vars, name, strict=strict)
+                    self._add_host_to_composed_groups(groups, host_vars, name, strict=strict)
+                    self._add_host_to_keyed_groups(keyed_groups, host_vars, name, strict=strict)
+        except Exception:
+            self._roll_back(new_hosts, new_groups, groups_before)
+            raise
+
+    def _roll_back(self, new_hosts, new_groups, groups_before):
+        """Remove what this source added before failing, so nothing is half-applied."""
+        inventory = self.inventory
+        for name in new_hosts:
+            host = inventory.get_host(name)
+            if host is not None:
+                inventory.remove_host(host)
+        for name in list(new_groups) + [g for g in list(inventory.groups) if g not in groups_before]:
+            group = inventory.groups.get(name)
+            if group is not None:
+                inventory.remove_group(group)
+

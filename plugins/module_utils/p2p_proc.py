@@ -1,0 +1,1037 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who really listens on a TCP port, read straight from ``/proc``.
+
+Stdlib only, Python 3.8+. Nothing here trusts a process name search
+(``pgrep``/``pidof``/``ps``) or a PID file: a port is "held" only when a LISTEN
+socket for it is in ``/proc/net/tcp`` or ``/proc/net/tcp6`` and the owner is
+the process whose ``/proc/<pid>/fd`` links to that socket's inode.
+
+Every function that reads ``/proc`` takes ``proc_root`` (default ``/proc``) so
+tests can point it at a synthetic tree.
+
+Public API (reused by ``p2p_listener``, ``node_audit`` and roles):
+
+* :func:`parse_proc_net_tcp` - LISTEN sockets of one ``/proc/net/tcp*`` file
+* :func:`scan_listeners` / :func:`find_listeners` - LISTEN sockets on a port with owner PIDs
+* :func:`process_info` - cmdline, exe, user, ppid, start time of one PID
+* :func:`is_descendant` - ppid-chain walk
+* :func:`detect_service_manager` / :func:`managed_main_pid` - systemd/supervisor main PID
+* :func:`diagnose_log` - last error of a daemon log (tracebacks, missing modules, ...)
+* :func:`check_health` - plain HTTP GET of the daemon's health endpoint
+* :func:`inspect` - the complete ``p2p_listener`` result for one node
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import errno
+import ipaddress
+import json
+import os
+import pwd
+import re
+import shlex
+import socket
+import struct
+import subprocess
+import time
+
+try:  # Python 3
+    import http.client as http_client
+except ImportError:  # pragma: no cover - Python 2 is not a supported target
+    import httplib as http_client  # pylint: disable=import-error
+
+DEFAULT_PORT = 8770
+DEFAULT_CMDLINE_REGEX = r"p2p_orchestrator"
+DEFAULT_SERVICE_NAME = "ringrift-p2p"
+DEFAULT_LOG_TAIL_BYTES = 65536
+LOG_EXCERPT_LINES = 20
+HEALTH_BODY_LIMIT = 65536
+POLL_INTERVAL = 0.5
+
+TCP_LISTEN = "0A"
+
+DIAGNOSES = (
+    "healthy",
+    "busy",
+    "not_listening",
+    "never_started",
+    "crashed",
+    "wrong_owner",
+    "owner_unknown",
+    "unmanaged",
+    "health_failed",
+)
+ALIVE_DIAGNOSES = ("healthy", "busy")
+
+SERVICE_MANAGERS = ("auto", "systemd", "supervisor", "none")
+
+_SOCKET_LINK_RE = re.compile(r"^socket:\[(\d+)\]$")
+_MISSING_MODULE_RE = re.compile(r"No module named ['\"]?([A-Za-z_][\w.]*)['\"]?")
+_EXCEPTION_LINE_RE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault))(?::\s*(.*))?$")
+_FATAL_DEPS_RE = re.compile(r"FATAL: Missing critical dependencies\W*(.*)$", re.IGNORECASE)
+_NODE_ID_RE = re.compile(r"Could not auto-detect node-id", re.IGNORECASE)
+_ADDR_IN_USE_RE = re.compile(r"Address already in use", re.IGNORECASE)
+_BULLET_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*([A-Za-z_][\w.\-]*)")
+_NAME_TOKEN_RE = re.compile(r"[A-Za-z_][\w.\-]*")
+_DEPS_STOPWORDS = frozenset(("pip", "install", "please", "run", "and", "missing", "modules", "module", "packages", "package", "r", "requirements.txt"))
+
+
+# --------------------------------------------------------------------------- addresses
+
+def _decode_hex_address(hex_addr):
+    """Decode the hex address of ``/proc/net/tcp*``.
+
+    The kernel prints the address as 32-bit words in host byte order (little-endian
+    on every platform this runs on): 8 hex digits for IPv4, 32 for IPv6.
+
+    Returns ``(address_text, family)`` with family ``ipv4`` or ``ipv6``; IPv6 addresses
+    are written compressed (``::``, ``::1``, ``::ffff:127.0.0.1``).
+    """
+    hex_addr = hex_addr.strip()
+    if len(hex_addr) == 8:
+        packed = struct.pack("<I", int(hex_addr, 16))
+        return socket.inet_ntop(socket.AF_INET, packed), "ipv4"
+    if len(hex_addr) == 32:
+        packed = b"".join(struct.pack("<I", int(hex_addr[i:i + 8], 16)) for i in range(0, 32, 8))
+        ip = ipaddress.IPv6Address(packed)
+        if ip.ipv4_mapped is not None:  # same text on every Python version
+            return "::ffff:%s" % ip.ipv4_mapped, "ipv6"
+        return str(ip), "ipv6"
+    raise ValueError("unexpected address length in /proc/net/tcp: %r" % hex_addr)
+
+
+def normalize_address(address):
+    """Canonical text of an IP literal (IPv4-mapped IPv6 becomes its IPv4 form).
+
+    ``'::ffff:127.0.0.1'`` -> ``'127.0.0.1'``; ``'0:0::1'`` -> ``'::1'``. Raises ``ValueError``
+    for something that is not an IP literal (host names are not resolved).
+    """
+    text = str(address).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if "%" in text:  # scope id (fe80::1%eth0) is not part of the socket table
+        text = text.split("%", 1)[0]
+    ip = ipaddress.ip_address(text)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+# --------------------------------------------------------------------------- sockets
+
+def parse_proc_net_tcp(text, port=None, listen_only=True):
+    """Parse the content of ``/proc/net/tcp`` or ``/proc/net/tcp6``.
+
+    :arg text: file content (header line included).
+    :arg port: only sockets whose local port equals it (``None``: all).
+    :arg listen_only: only sockets in state ``0A`` (LISTEN).
+    :returns: list of dicts ``{address, port, family, inode, uid, state}`` (address as text,
+        see :func:`_decode_hex_address`; inode and uid as int; state the raw hex code).
+        Malformed lines are skipped.
+    """
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        local, state = fields[1], fields[3].upper()
+        if listen_only and state != TCP_LISTEN:
+            continue
+        try:
+            hex_addr, hex_port = local.rsplit(":", 1)
+            local_port = int(hex_port, 16)
+            if port is not None and local_port != int(port):
+                continue
+            address, family = _decode_hex_address(hex_addr)
+            uid = int(fields[7])
+            inode = int(fields[9])
+        except ValueError:
+            continue
+        sockets.append({"address": address, "port": local_port, "family": family, "inode": inode, "uid": uid, "state": state})
+    return sockets
+
+
+def _read_text(path, limit=None):
+    with open(path, "rb") as handle:
+        data = handle.read() if limit is None else handle.read(limit)
+    return data.decode("utf-8", "replace")
+
+
+def read_listen_sockets(proc_root="/proc", port=None):
+    """LISTEN sockets of ``<proc_root>/net/tcp`` and ``<proc_root>/net/tcp6``.
+
+    A missing file (no IPv6 in the kernel) is skipped. Returns the list of
+    :func:`parse_proc_net_tcp`, IPv4 first.
+    """
+    sockets = []
+    for name in ("tcp", "tcp6"):
+        path = os.path.join(proc_root, "net", name)
+        try:
+            text = _read_text(path)
+        except (IOError, OSError):
+            continue
+        sockets.extend(parse_proc_net_tcp(text, port=port))
+    return sockets
+
+
+def _pid_dirs(proc_root):
+    try:
+        names = os.listdir(proc_root)
+    except (IOError, OSError):
+        return []
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def socket_owners(inodes, proc_root="/proc"):
+    """Map socket inodes to the PIDs holding them, through ``/proc/<pid>/fd/*`` links.
+
+    :arg inodes: iterable of socket inode numbers to look for.
+    :returns: ``(owners, unreadable)``: ``owners`` maps each found inode to the sorted list
+        of PIDs with an fd linking to ``socket:[inode]``; ``unreadable`` counts
+        ``/proc/<pid>/fd`` directories that could not be listed (permission). Processes
+        that exit during the scan are skipped silently.
+    """
+    wanted = set(int(i) for i in inodes)
+    owners = {}
+    unreadable = 0
+    if not wanted:
+        return owners, unreadable
+    for pid in _pid_dirs(proc_root):
+        fd_dir = os.path.join(proc_root, str(pid), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except (IOError, OSError) as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                unreadable += 1
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except (IOError, OSError):
+                continue
+            match = _SOCKET_LINK_RE.match(target)
+            if not match:
+                continue
+            inode = int(match.group(1))
+            if inode in wanted:
+                pids = owners.setdefault(inode, [])
+                if pid not in pids:
+                    pids.append(pid)
+    return owners, unreadable
+
+
+def _primary_pid(pids, proc_root):
+    """The holder that is not a descendant of another holder (the parent of forked workers)."""
+    if not pids:
+        return None
+    holders = set(pids)
+    for pid in sorted(pids):
+        info = _read_stat(pid, proc_root)
+        ppid = info["ppid"] if info else None
+        seen = set()
+        is_child = False
+        while ppid and ppid not in seen:
+            if ppid in holders:
+                is_child = True
+                break
+            seen.add(ppid)
+            parent = _read_stat(ppid, proc_root)
+            ppid = parent["ppid"] if parent else None
+        if not is_child:
+            return pid
+    return sorted(pids)[0]
+
+
+def scan_listeners(port, proc_root="/proc", bind_address=None):
+    """LISTEN sockets on ``port`` and who holds them.
+
+    :arg port: TCP port.
+    :arg proc_root: root of the proc file system.
+    :arg bind_address: when set, only sockets bound to exactly this address (IPv4-mapped
+        IPv6 compares equal to its IPv4 form; ``0.0.0.0`` and ``::`` mean the wildcard socket
+        only). Must be an IP literal (``ValueError`` otherwise).
+    :returns: dict ``{listeners, unreadable_fd_dirs}``; ``listeners`` is a list of dicts
+        ``{address, port, family, inode, pid, pids}`` where ``pid`` is the primary holder
+        (``None`` when no readable ``/proc/<pid>/fd`` links to the socket) and ``pids`` every holder.
+    """
+    wanted_address = normalize_address(bind_address) if bind_address not in (None, "") else None
+    sockets = read_listen_sockets(proc_root, port=port)
+    if wanted_address is not None:
+        sockets = [s for s in sockets if normalize_address(s["address"]) == wanted_address]
+    owners, unreadable = socket_owners([s["inode"] for s in sockets], proc_root)
+    listeners = []
+    for sock in sockets:
+        pids = owners.get(sock["inode"], [])
+        listeners.append({
+            "address": sock["address"],
+            "port": sock["port"],
+            "family": sock["family"],
+            "inode": sock["inode"],
+            "pid": _primary_pid(pids, proc_root),
+            "pids": sorted(pids),
+        })
+    return {"listeners": listeners, "unreadable_fd_dirs": unreadable}
+
+
+def find_listeners(port, proc_root="/proc", bind_address=None):
+    """Shortcut for ``scan_listeners(...)['listeners']``: list of ``{address, port, family, inode, pid, pids}``."""
+    return scan_listeners(port, proc_root=proc_root, bind_address=bind_address)["listeners"]
+
+
+# --------------------------------------------------------------------------- processes
+
+def _read_stat(pid, proc_root="/proc"):
+    """Fields of ``/proc/<pid>/stat`` we use: ``{comm, state, ppid, starttime}`` or ``None``."""
+    try:
+        text = _read_text(os.path.join(proc_root, str(pid), "stat"))
+    except (IOError, OSError):
+        return None
+    open_paren = text.find("(")
+    close_paren = text.rfind(")")
+    if open_paren < 0 or close_paren < open_paren:
+        return None
+    rest = text[close_paren + 1:].split()
+    # rest[0] is field 3 (state); field N is rest[N - 3]
+    if len(rest) < 20:
+        return None
+    try:
+        return {
+            "comm": text[open_paren + 1:close_paren],
+            "state": rest[0],
+            "ppid": int(rest[1]),
+            "starttime": int(rest[19]),
+        }
+    except ValueError:
+        return None
+
+
+def boot_time(proc_root="/proc"):
+    """``btime`` of ``/proc/stat`` (epoch seconds of boot) or ``None``."""
+    try:
+        text = _read_text(os.path.join(proc_root, "stat"))
+    except (IOError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("btime "):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def clock_ticks():
+    """``SC_CLK_TCK`` (100 on Linux when it cannot be read)."""
+    try:
+        value = os.sysconf("SC_CLK_TCK")
+        return value if value > 0 else 100
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+def iso_utc(epoch):
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC), ``None`` stays ``None``."""
+    if epoch is None:
+        return None
+    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_uid(pid, proc_root):
+    try:
+        text = _read_text(os.path.join(proc_root, str(pid), "status"))
+    except (IOError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1])
+    return None
+
+
+def user_name(uid):
+    """Login name for ``uid`` (its decimal text when it has no passwd entry)."""
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def read_cmdline(pid, proc_root="/proc"):
+    """``/proc/<pid>/cmdline`` as a list of arguments (``[]`` for kernel threads/zombies, ``None`` when gone)."""
+    try:
+        with open(os.path.join(proc_root, str(pid), "cmdline"), "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    if not data:
+        return []
+    return [part.decode("utf-8", "replace") for part in data.split(b"\0")]
+
+
+def process_info(pid, proc_root="/proc", now=None):
+    """What ``/proc`` says about one process.
+
+    :returns: ``None`` when ``/proc/<pid>`` does not exist, else a dict
+        ``{pid, ppid, comm, cmdline (list), exe, uid, user, started_at (ISO 8601 UTC),
+        start_epoch, uptime_seconds}``. Fields that cannot be read (``exe`` of another
+        user's process without privileges, ...) are ``None``.
+    """
+    pid = int(pid)
+    base = os.path.join(proc_root, str(pid))
+    if not os.path.isdir(base):
+        return None
+    stat = _read_stat(pid, proc_root)
+    try:
+        exe = os.readlink(os.path.join(base, "exe"))
+    except (IOError, OSError):
+        exe = None
+    uid = _read_uid(pid, proc_root)
+    start_epoch = None
+    uptime = None
+    btime = boot_time(proc_root)
+    if stat is not None and btime is not None:
+        start_epoch = btime + float(stat["starttime"]) / clock_ticks()
+        current = time.time() if now is None else now
+        uptime = round(max(0.0, current - start_epoch), 1)
+    return {
+        "pid": pid,
+        "ppid": stat["ppid"] if stat else None,
+        "comm": stat["comm"] if stat else None,
+        "cmdline": read_cmdline(pid, proc_root),
+        "exe": exe,
+        "uid": uid,
+        "user": user_name(uid),
+        "start_epoch": start_epoch,
+        "started_at": iso_utc(start_epoch),
+        "uptime_seconds": uptime,
+    }
+
+
+def ancestors(pid, proc_root="/proc", limit=512):
+    """PIDs of the ppid chain of ``pid`` (parent first, stops at 0/1 loops or unreadable stat)."""
+    chain = []
+    seen = set([int(pid)])
+    stat = _read_stat(pid, proc_root)
+    while stat is not None and stat["ppid"] > 0 and stat["ppid"] not in seen and len(chain) < limit:
+        chain.append(stat["ppid"])
+        seen.add(stat["ppid"])
+        stat = _read_stat(stat["ppid"], proc_root)
+    return chain
+
+
+def is_descendant(pid, ancestor, proc_root="/proc"):
+    """True when ``pid`` equals ``ancestor`` or ``ancestor`` is on its ppid chain."""
+    if pid is None or ancestor is None:
+        return False
+    if int(pid) == int(ancestor):
+        return True
+    return int(ancestor) in ancestors(pid, proc_root)
+
+
+def cmdline_option(cmdline, name):
+    """Value of ``--name VALUE`` or ``--name=VALUE`` in an argument list (last wins), else ``None``."""
+    value = None
+    flag = "--" + name
+    args = list(cmdline or [])
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1:]
+    return value
+
+
+# --------------------------------------------------------------------------- service managers
+
+def _default_runner(argv, timeout=10):
+    """Run ``argv``; return ``(rc, stdout, stderr)``; a missing binary is ``(127, '', why)``."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except (IOError, OSError) as exc:
+        return 127, "", str(exc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return 124, out.decode("utf-8", "replace"), "timed out after %ss" % timeout
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _which(name, paths=None):
+    for directory in (paths or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(os.pathsep)):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def detect_service_manager(proc_root="/proc"):
+    """``systemd`` when ``/proc/1/comm`` is ``systemd``; ``supervisor`` when PID 1 is
+    ``supervisord`` or ``supervisorctl`` is on ``PATH``; otherwise ``none``."""
+    try:
+        comm = _read_text(os.path.join(proc_root, "1", "comm")).strip()
+    except (IOError, OSError):
+        comm = ""
+    if comm == "systemd":
+        return "systemd"
+    if comm.startswith("supervisord") or _which("supervisorctl"):
+        return "supervisor"
+    return "none"
+
+
+def _parse_pid_text(text):
+    text = (text or "").strip()
+    if text.isdigit():
+        return int(text)
+    return None
+
+
+def managed_main_pid(manager, service_name=DEFAULT_SERVICE_NAME, runner=None, proc_root="/proc"):
+    """Main PID of the service as its manager sees it.
+
+    :arg manager: ``systemd``, ``supervisor``, ``auto`` (see :func:`detect_service_manager`) or ``none``.
+    :arg service_name: systemd unit / supervisor program name.
+    :arg runner: callable ``runner(argv) -> (rc, stdout, stderr)`` (default: subprocess);
+        pass ``AnsibleModule.run_command``-like wrappers or fakes in tests.
+    :returns: ``(pid, detail)``: ``pid`` is an int > 0 for the main PID, ``0`` when the manager
+        says the service is not running (or does not know it), ``None`` when the manager
+        could not be asked (or ``manager`` is ``none``); ``detail`` is a short text (the raw
+        answer or the error).
+    """
+    run = runner or _default_runner
+    if manager == "auto":
+        manager = detect_service_manager(proc_root)
+    if manager in (None, "none"):
+        return None, "no service manager"
+    if manager == "systemd":
+        rc, out, err = run(["systemctl", "show", "-p", "MainPID", "--value", service_name])
+        pid = _parse_pid_text(out)
+        if rc != 0 or pid is None:
+            return None, (err or out or "systemctl rc=%s" % rc).strip()
+        return pid, "MainPID=%d" % pid
+    if manager == "supervisor":
+        rc, out, err = run(["supervisorctl", "pid", service_name])
+        pid = _parse_pid_text(out)
+        if pid is not None:
+            return pid, "supervisorctl pid: %d" % pid
+        rc, out, err = run(["supervisorctl", "status", service_name])
+        text = (out or "") + (err or "")
+        match = re.search(r"\bpid\s+(\d+)", text)
+        if match:
+            return int(match.group(1)), text.strip()
+        if re.search(r"\b(STOPPED|STARTING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b", text) or \
+                re.search(r"no such process", text, re.IGNORECASE):
+            return 0, text.strip()
+        return None, (text.strip() or "supervisorctl rc=%s" % rc)
+    raise ValueError("unknown service manager %r" % (manager,))
+
+
+# --------------------------------------------------------------------------- logs
+
+def _tail_lines(path, tail_bytes):
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        start = max(0, size - int(tail_bytes))
+        handle.seek(start)
+        data = handle.read()
+    text = data.decode("utf-8", "replace")
+    lines = text.splitlines()
+    if start > 0 and lines:
+        lines = lines[1:]  # first line is cut
+    return lines, size
+
+
+def _deps_from_fatal(lines, index):
+    """Module names listed with ``FATAL: Missing critical dependencies`` (same line or bullets below)."""
+    names = []
+    match = _FATAL_DEPS_RE.search(lines[index])
+    rest = match.group(1) if match else ""
+    for token in _NAME_TOKEN_RE.findall(rest):
+        if token.lower() not in _DEPS_STOPWORDS and token not in names:
+            names.append(token)
+    for line in lines[index + 1:index + 21]:
+        bullet = _BULLET_RE.match(line)
+        if not bullet:
+            if line.strip():
+                break
+            continue
+        token = bullet.group(1).rstrip(".,:;")
+        if token.lower() not in _DEPS_STOPWORDS and token not in names:
+            names.append(token)
+    return names
+
+
+def _traceback_end(lines, index):
+    """Index and text of the exception line ending the traceback that starts at ``index``."""
+    for pos in range(index + 1, len(lines)):
+        line = lines[pos]
+        if not line.strip() or line[:1] in (" ", "\t"):
+            continue
+        if line.startswith("Traceback (most recent call last)"):
+            return None, None
+        return pos, line.strip()
+    return None, None
+
+
+def find_log_errors(lines):
+    """Error events in log lines, oldest first.
+
+    Each event is ``{line, kind, text, modules}`` with ``kind`` one of ``missing_module``,
+    ``missing_dependencies``, ``node_id_missing``, ``address_in_use``, ``exception``.
+    A Python traceback yields one event for its final exception line.
+    """
+    events = []
+    consumed = set()
+    for index, line in enumerate(lines):
+        if "Traceback (most recent call last)" in line:
+            pos, text = _traceback_end(lines, index)
+            if pos is None:
+                continue
+            consumed.add(pos)
+            events.append(_classify_error(pos, text))
+            continue
+        if index in consumed:
+            continue
+        if _FATAL_DEPS_RE.search(line):
+            events.append({"line": index, "kind": "missing_dependencies", "text": line.strip(), "modules": _deps_from_fatal(lines, index)})
+        elif _NODE_ID_RE.search(line):
+            events.append({"line": index, "kind": "node_id_missing", "text": line.strip(), "modules": []})
+        elif _ADDR_IN_USE_RE.search(line):
+            events.append({"line": index, "kind": "address_in_use", "text": line.strip(), "modules": []})
+        elif _MISSING_MODULE_RE.search(line) and re.search(r"(ModuleNotFoundError|ImportError)", line):
+            events.append(_classify_error(index, line.strip()))
+    events.sort(key=lambda e: e["line"])
+    return events
+
+
+def _classify_error(index, text):
+    missing = _MISSING_MODULE_RE.search(text)
+    if missing and ("ModuleNotFoundError" in text or "ImportError" in text):
+        return {"line": index, "kind": "missing_module", "text": text, "modules": [missing.group(1)]}
+    if _ADDR_IN_USE_RE.search(text):
+        return {"line": index, "kind": "address_in_use", "text": text, "modules": []}
+    if _NODE_ID_RE.search(text):
+        return {"line": index, "kind": "node_id_missing", "text": text, "modules": []}
+    if _FATAL_DEPS_RE.search(text):
+        return {"line": index, "kind": "missing_dependencies", "text": text, "modules": []}
+    return {"line": index, "kind": "exception", "text": text, "modules": []}
+
+
+def diagnose_log(path, tail_bytes=DEFAULT_LOG_TAIL_BYTES, excerpt_lines=LOG_EXCERPT_LINES):
+    """Read the end of a daemon log and find the most recent error.
+
+    Recognised: the final exception line of a Python traceback (``ModuleNotFoundError: No
+    module named 'psutil'`` gives ``missing_module='psutil'``), the real daemon's
+    ``FATAL: Missing critical dependencies`` (module names on the same line or as bullet
+    lines below), ``Could not auto-detect node-id`` and ``Address already in use``.
+
+    :returns: dict ``{path, exists, readable, size, error_kind, last_error, missing_module,
+        missing_modules, excerpt, read_error}``; ``excerpt`` is the last ``excerpt_lines``
+        lines; ``last_error`` the text of the newest error (``None`` if none);
+        ``missing_module`` the first missing module name (``None`` if none).
+    """
+    result = {
+        "path": path,
+        "exists": False,
+        "readable": False,
+        "size": None,
+        "error_kind": None,
+        "last_error": None,
+        "missing_module": None,
+        "missing_modules": [],
+        "excerpt": [],
+        "read_error": None,
+    }
+    if not path:
+        return result
+    if not os.path.exists(path):
+        return result
+    result["exists"] = True
+    try:
+        lines, size = _tail_lines(path, tail_bytes)
+    except (IOError, OSError) as exc:
+        result["read_error"] = str(exc)
+        return result
+    result["readable"] = True
+    result["size"] = size
+    result["excerpt"] = lines[-excerpt_lines:] if excerpt_lines else []
+    events = find_log_errors(lines)
+    if events:
+        last = events[-1]
+        result["error_kind"] = last["kind"]
+        result["last_error"] = last["text"]
+        result["missing_modules"] = list(last["modules"])
+        result["missing_module"] = last["modules"][0] if last["modules"] else None
+    return result
+
+
+# --------------------------------------------------------------------------- health
+
+def check_health(host, port, path="/health", timeout=5.0, expected_node_id=None):
+    """``GET http://<host>:<port><path>`` without proxies.
+
+    :returns: dict ``{url, status, ok, body, json, healthy, node_id, error, elapsed}``:
+        ``ok`` is true for a 2xx answer whose JSON ``node_id`` equals ``expected_node_id``
+        (when given); ``healthy`` is the JSON ``healthy`` field (``None`` when absent);
+        ``error`` says why ``ok`` is false (``timed out``, ``connection refused``, ``HTTP 500``,
+        ``node_id mismatch``...); ``elapsed`` is seconds.
+    """
+    if not path.startswith("/"):
+        path = "/" + path
+    url_host = "[%s]" % host if ":" in host else host
+    result = {
+        "url": "http://%s:%s%s" % (url_host, port, path),
+        "status": None,
+        "ok": False,
+        "body": None,
+        "json": None,
+        "healthy": None,
+        "node_id": None,
+        "error": None,
+        "elapsed": None,
+    }
+    started = time.time()
+    conn = http_client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": "ringrift.cluster.p2p_listener"})
+        response = conn.getresponse()
+        result["status"] = response.status
+        body = response.read(HEALTH_BODY_LIMIT).decode("utf-8", "replace")
+        result["body"] = body
+    except socket.timeout:
+        result["error"] = "timed out after %ss" % timeout
+    except (IOError, OSError, http_client.HTTPException) as exc:
+        if getattr(exc, "errno", None) == errno.ECONNREFUSED:
+            result["error"] = "connection refused"
+        else:
+            result["error"] = "%s: %s" % (type(exc).__name__, exc)
+    finally:
+        conn.close()
+        result["elapsed"] = round(time.time() - started, 3)
+    if result["body"] is not None:
+        try:
+            data = json.loads(result["body"])
+        except ValueError:
+            data = None
+        result["json"] = data
+        if isinstance(data, dict):
+            if isinstance(data.get("healthy"), bool):
+                result["healthy"] = data["healthy"]
+            if data.get("node_id") is not None:
+                result["node_id"] = str(data["node_id"])
+    if result["error"] is None:
+        if not 200 <= result["status"] < 300:
+            result["error"] = "HTTP %s" % result["status"]
+        elif expected_node_id is not None and result["node_id"] != str(expected_node_id):
+            if result["node_id"] is None:
+                result["error"] = "node_id mismatch: expected %s, health body has none" % expected_node_id
+            else:
+                result["error"] = "node_id mismatch: expected %s, got %s" % (expected_node_id, result["node_id"])
+        else:
+            result["ok"] = True
+    return result
+
+
+def health_host(listeners, bind_address=None):
+    """Address to send the health request to.
+
+    ``bind_address`` when it names one specific address; otherwise loopback of the
+    listening family (``127.0.0.1`` for IPv4 wildcard/loopback, ``::1`` for ``::``/``::1``),
+    or the single specific address the daemon is bound to.
+    """
+    if bind_address:
+        wanted = normalize_address(bind_address)
+        if wanted == "0.0.0.0":
+            return "127.0.0.1"
+        if wanted == "::":
+            return "::1"
+        return wanted
+    addresses = [normalize_address(item["address"]) for item in listeners]
+    for address in addresses:
+        if address == "0.0.0.0" or ("." in address and ipaddress.ip_address(address).is_loopback):
+            return "127.0.0.1"
+    for address in addresses:
+        if address in ("::", "::1"):
+            return "::1"
+    return addresses[0] if addresses else "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- inspect
+
+_PARAM_DEFAULTS = {
+    "port": DEFAULT_PORT,
+    "bind_address": None,
+    "cmdline_regex": DEFAULT_CMDLINE_REGEX,
+    "node_id": None,
+    "check_port_in_cmdline": False,
+    "health_path": None,
+    "health_timeout": 5.0,
+    "service_name": DEFAULT_SERVICE_NAME,
+    "service_manager": "none",
+    "log_path": None,
+    "log_tail_bytes": DEFAULT_LOG_TAIL_BYTES,
+    "timeout": 0,
+    "state": "listening",
+    "fail_on_mismatch": True,
+    "proc_root": "/proc",
+}
+
+
+def _cmdline_text(cmdline):
+    return " ".join(shlex.quote(arg) for arg in (cmdline or []))
+
+
+def _empty_result(params):
+    return {
+        "changed": False,
+        "failed": False,
+        "state": params["state"],
+        "state_ok": False,
+        "port": params["port"],
+        "listening": False,
+        "pid": None,
+        "owner_pids": [],
+        "cmdline": [],
+        "exe": None,
+        "user": None,
+        "ppid": None,
+        "started_at": None,
+        "uptime_seconds": None,
+        "addresses": [],
+        "unreadable_fd_dirs": 0,
+        "owner_matches": None,
+        "owner_problem": None,
+        "managed_pid": None,
+        "service_manager": None,
+        "health": None,
+        "diagnosis": None,
+        "error_kind": None,
+        "missing_module": None,
+        "missing_modules": [],
+        "last_error": None,
+        "log_excerpt": [],
+        "attempts": 0,
+        "waited_seconds": 0.0,
+        "warnings": [],
+        "msg": "",
+    }
+
+
+def _owner_problem(info, params):
+    """Why an owner process is not the expected daemon (``None`` when it is)."""
+    cmdline = (info.get("cmdline") or []) if info else []
+    text = " ".join(cmdline)
+    if not re.search(params["cmdline_regex"], text):
+        return "command line does not match %r" % params["cmdline_regex"]
+    if params.get("node_id") is not None:
+        found = cmdline_option(cmdline, "node-id")
+        if found is None:
+            return "no --node-id in command line (expected %s)" % params["node_id"]
+        if found != str(params["node_id"]):
+            return "--node-id is %s, expected %s" % (found, params["node_id"])
+    if params.get("check_port_in_cmdline"):
+        found = cmdline_option(cmdline, "port")
+        effective = found if found is not None else str(DEFAULT_PORT)
+        if effective != str(params["port"]):
+            return "--port is %s%s, expected %s" % (effective, "" if found is not None else " (default)", params["port"])
+    return None
+
+
+def _not_listening(result, params):
+    port = params["port"]
+    log_path = params.get("log_path")
+    diagnosis = "not_listening"
+    why = "nothing listens on port %s" % port
+    if params.get("bind_address"):
+        why += " at %s" % params["bind_address"]
+    if log_path:
+        log = diagnose_log(log_path, params["log_tail_bytes"])
+        result["log_excerpt"] = log["excerpt"]
+        result["last_error"] = log["last_error"]
+        result["missing_module"] = log["missing_module"]
+        result["missing_modules"] = log["missing_modules"]
+        result["error_kind"] = log["error_kind"]
+        if not log["exists"]:
+            diagnosis = "never_started"
+            why += "; no log file %s (never started)" % log_path
+        elif log["last_error"]:
+            diagnosis = "crashed"
+            if log["missing_module"]:
+                why += "; crashed: missing module %s (%s)" % (", ".join(log["missing_modules"]), log["last_error"])
+            else:
+                why += "; crashed: %s" % log["last_error"]
+        elif log["read_error"]:
+            why += "; cannot read log %s: %s" % (log_path, log["read_error"])
+    if result.get("managed_pid"):
+        why += "; %s main PID %s is running but does not listen" % (result["service_manager"], result["managed_pid"])
+    result["diagnosis"] = diagnosis
+    return why
+
+
+def _listening(result, params, listeners):
+    port = params["port"]
+    owner_pids = []
+    for item in listeners:
+        for pid in item["pids"]:
+            if pid not in owner_pids:
+                owner_pids.append(pid)
+    result["owner_pids"] = owner_pids
+    primaries = [item["pid"] for item in listeners if item["pid"] is not None]
+    if not primaries:
+        result["diagnosis"] = "owner_unknown"
+        return "port %s is in LISTEN but no readable /proc/<pid>/fd links to its socket (%d fd dirs unreadable; run with become?)" % (
+            port, result["unreadable_fd_dirs"])
+    infos = {}
+    chosen = None
+    for pid in primaries:
+        if pid not in infos:
+            infos[pid] = process_info(pid, params["proc_root"])
+        if chosen is None and infos[pid] is not None and _owner_problem(infos[pid], params) is None:
+            chosen = pid
+    if chosen is None:
+        chosen = primaries[0]
+    info = infos.get(chosen) or {"pid": chosen, "cmdline": []}
+    result["pid"] = chosen
+    for key in ("cmdline", "exe", "user", "ppid", "started_at", "uptime_seconds"):
+        value = info.get(key)
+        result[key] = value if value is not None or key != "cmdline" else []
+    problem = _owner_problem(info, params)
+    result["owner_problem"] = problem
+    result["owner_matches"] = problem is None
+    holder = "pid %s (%s)" % (chosen, _cmdline_text(result["cmdline"]) or "?")
+    if problem is not None:
+        result["diagnosis"] = "wrong_owner"
+        return "port %s is held by %s: %s" % (port, holder, problem)
+    manager = result["service_manager"]
+    if manager not in (None, "none"):
+        main_pid = result["managed_pid"]
+        if main_pid == 0:
+            result["diagnosis"] = "unmanaged"
+            return "port %s is held by %s but %s says %s is not running (stray copy outside the service)" % (
+                port, holder, manager, params["service_name"])
+        if main_pid is not None and not is_descendant(chosen, main_pid, params["proc_root"]):
+            result["diagnosis"] = "unmanaged"
+            return "port %s is held by %s, not by %s main PID %s of %s or its children" % (
+                port, holder, manager, main_pid, params["service_name"])
+    if params.get("health_path"):
+        host = health_host(listeners, params.get("bind_address"))
+        health = check_health(host, port, params["health_path"], params["health_timeout"], params.get("node_id"))
+        result["health"] = health
+        if not health["ok"]:
+            result["diagnosis"] = "health_failed"
+            return "%s listens on port %s but %s failed: %s" % (holder, port, health["url"], health["error"])
+        if health["healthy"] is False:
+            result["diagnosis"] = "busy"
+            return "%s listens on port %s and answers, reporting healthy=false (busy)" % (holder, port)
+    result["diagnosis"] = "healthy"
+    return "%s listens on port %s%s" % (holder, port, " and answers %s" % params["health_path"] if params.get("health_path") else "")
+
+
+def _inspect_once(params, runner):
+    result = _empty_result(params)
+    scan = scan_listeners(params["port"], params["proc_root"], params.get("bind_address"))
+    listeners = scan["listeners"]
+    result["unreadable_fd_dirs"] = scan["unreadable_fd_dirs"]
+    result["addresses"] = [{"address": i["address"], "port": i["port"], "family": i["family"], "inode": i["inode"], "pid": i["pid"]}
+                           for i in listeners]
+    result["listening"] = bool(listeners)
+    manager = params.get("service_manager") or "none"
+    if manager == "auto":
+        manager = detect_service_manager(params["proc_root"])
+    result["service_manager"] = manager
+    if manager != "none":
+        main_pid, detail = managed_main_pid(manager, params["service_name"], runner=runner, proc_root=params["proc_root"])
+        result["managed_pid"] = main_pid
+        if main_pid is None:
+            result["warnings"].append("could not get the main PID of %s from %s (%s); not comparing owners" % (
+                params["service_name"], manager, detail))
+    if listeners:
+        why = _listening(result, params, listeners)
+    else:
+        why = _not_listening(result, params)
+    if params["state"] == "absent":
+        result["state_ok"] = not result["listening"]
+    else:
+        result["state_ok"] = result["diagnosis"] in ALIVE_DIAGNOSES
+    result["msg"] = why
+    return result
+
+
+def _validate(params):
+    merged = dict(_PARAM_DEFAULTS)
+    merged.update(dict((key, value) for key, value in (params or {}).items() if value is not None))
+    port = int(merged["port"])
+    if not 0 < port < 65536:
+        raise ValueError("port must be 1-65535, got %s" % port)
+    merged["port"] = port
+    if merged["state"] not in ("listening", "absent"):
+        raise ValueError("state must be listening or absent, got %r" % merged["state"])
+    if merged["service_manager"] not in SERVICE_MANAGERS:
+        raise ValueError("service_manager must be one of %s, got %r" % (", ".join(SERVICE_MANAGERS), merged["service_manager"]))
+    if merged.get("bind_address"):
+        try:
+            normalize_address(merged["bind_address"])
+        except ValueError:
+            raise ValueError("bind_address must be an IP address, got %r" % merged["bind_address"])
+    try:
+        re.compile(merged["cmdline_regex"])
+    except re.error as exc:
+        raise ValueError("cmdline_regex %r is not a valid regular expression: %s" % (merged["cmdline_regex"], exc))
+    if merged["node_id"] is not None:
+        merged["node_id"] = str(merged["node_id"])
+    merged["timeout"] = max(0.0, float(merged["timeout"]))
+    merged["health_timeout"] = float(merged["health_timeout"])
+    merged["log_tail_bytes"] = max(1, int(merged["log_tail_bytes"]))
+    return merged
+
+
+def inspect(params, runner=None, sleep=time.sleep, clock=time.monotonic):
+    """The complete ``p2p_listener`` result for one node.
+
+    :arg params: dict with the module options (``port``, ``bind_address``, ``cmdline_regex``,
+        ``node_id``, ``check_port_in_cmdline``, ``health_path``, ``health_timeout``,
+        ``service_name``, ``service_manager``, ``log_path``, ``log_tail_bytes``, ``timeout``,
+        ``state``, ``fail_on_mismatch``, ``proc_root``); missing keys take the module defaults.
+        Raises ``ValueError`` for invalid values.
+    :arg runner: ``runner(argv) -> (rc, stdout, stderr)`` for ``systemctl``/``supervisorctl``.
+    :returns: dict with the keys documented in the module's RETURN (``listening``, ``pid``,
+        ``cmdline``, ``exe``, ``user``, ``started_at``, ``uptime_seconds``, ``addresses``,
+        ``owner_matches``, ``managed_pid``, ``service_manager``, ``health``, ``diagnosis``,
+        ``missing_module``, ``last_error``, ``log_excerpt``, ``msg``, ``failed``, ``changed``...)
+        plus ``warnings`` (list of text). It polls every 0.5 s until the asked state holds or
+        ``timeout`` seconds passed. ``failed`` is true when the state does not hold and
+        ``fail_on_mismatch`` is true.
+    """
+    params = _validate(params)
+    started = clock()
+    deadline = started + params["timeout"]
+    attempts = 0
+    while True:
+        attempts += 1
+        result = _inspect_once(params, runner)
+        now = clock()
+        if result["state_ok"] or now >= deadline:
+            break
+        sleep(max(0.0, min(POLL_INTERVAL, deadline - now)))
+    result["attempts"] = attempts
+    result["waited_seconds"] = round(clock() - started, 3)
+    if not result["state_ok"]:
+        if params["state"] == "absent":
+            result["msg"] = "port %s is not free: %s" % (params["port"], result["msg"])
+        if params["timeout"] > 0:
+            result["msg"] += " (after waiting %ss)" % params["timeout"]
+        result["failed"] = bool(params["fail_on_mismatch"])
+    return result

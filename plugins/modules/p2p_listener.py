@@ -1,0 +1,420 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module ringrift.cluster.p2p_listener."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: p2p_listener
+short_description: Tell whether the RingRift P2P daemon really listens on its port, and if not, why
+version_added: 0.1.0
+author:
+  - RingRift maintainers (@ringrift)
+description:
+  - Reads the LISTEN sockets of the port from C(/proc/net/tcp) and C(/proc/net/tcp6) (IPv4, IPv6,
+    dual-stack C(::), IPv4-mapped addresses), maps each socket inode to the process whose
+    C(/proc/<pid>/fd) links to it, and reports that process (PID, command line, executable, user,
+    parent, start time).
+  - Never uses C(pgrep), C(pidof) or C(ps) and never trusts a PID file. A shell, a C(grep), a
+    C(tail -f) or a stale PID whose command line mentions C(p2p_orchestrator) does not count as a
+    running daemon; only the holder of the LISTEN socket does.
+  - Checks that the holder is the expected daemon (O(cmdline_regex), O(node_id),
+    O(check_port_in_cmdline)), optionally that it is the service manager's main PID or one of
+    its children (O(service_manager)), and optionally that its health endpoint answers (O(health_path)).
+  - "When nothing listens, reads the end of the daemon log (O(log_path)) to tell a daemon that never
+    started from one that crashed, and extracts the last error (Python traceback, missing module,
+    C(FATAL: Missing critical dependencies), C(Could not auto-detect node-id), C(Address already in use))."
+  - Read-only. It never starts, stops or changes anything, so check mode behaves like a normal run.
+  - Sockets are read in the network namespace of the module process. Without root privileges the
+    C(/proc/<pid>/fd) of other users' processes cannot be read; the owner of such a socket is then
+    reported as RV(diagnosis=owner_unknown).
+options:
+  port:
+    description: TCP port the daemon listens on.
+    type: int
+    default: 8770
+  bind_address:
+    description:
+      - Only consider a LISTEN socket bound to exactly this IP address (C(0.0.0.0) and C(::) mean the
+        wildcard socket). IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+      - Unset means a socket on any address counts.
+    type: str
+  cmdline_regex:
+    description:
+      - Python regular expression searched in the owner's command line (arguments joined with spaces).
+      - An owner that does not match gives RV(diagnosis=wrong_owner).
+    type: str
+    default: p2p_orchestrator
+  node_id:
+    description:
+      - Expected node id. The owner's command line must contain C(--node-id) with this value, and when
+        O(health_path) is set the health answer's JSON C(node_id) must equal it.
+    type: str
+  check_port_in_cmdline:
+    description:
+      - Require the owner's C(--port) argument to equal O(port) (no C(--port) means the daemon's default 8770).
+    type: bool
+    default: false
+  health_path:
+    description:
+      - When set, C(GET http://<address>:<port><health_path>) is sent to the owner, where the address is
+        C(127.0.0.1) for an IPv4 wildcard or loopback socket, C(::1) for C(::), or the specific address the
+        socket is bound to (or O(bind_address)). No proxy is used.
+      - A 2xx answer is alive; JSON C(healthy=false) in a 2xx answer gives RV(diagnosis=busy) (alive, not a failure);
+        a non-2xx answer, a timeout, a refused connection or a wrong C(node_id) gives RV(diagnosis=health_failed).
+    type: str
+  health_timeout:
+    description: Seconds to wait for the health answer.
+    type: float
+    default: 5.0
+  service_name:
+    description: systemd unit or supervisor program name of the daemon.
+    type: str
+    default: ringrift-p2p
+  service_manager:
+    description:
+      - Service manager whose main PID the owner must be (or descend from); otherwise RV(diagnosis=unmanaged).
+      - V(systemd) asks C(systemctl show -p MainPID --value <service_name>); V(supervisor) asks
+        C(supervisorctl pid <service_name>), then C(supervisorctl status <service_name>).
+      - V(auto) uses V(systemd) when C(/proc/1/comm) is C(systemd), V(supervisor) when PID 1 is
+        C(supervisord) or C(supervisorctl) is on the path, and V(none) otherwise.
+      - V(none) skips the comparison.
+      - When the manager says the service is not running (main PID 0) but a matching daemon holds the port,
+        the diagnosis is V(unmanaged) too.
+    type: str
+    choices: [auto, systemd, supervisor, none]
+    default: none
+  log_path:
+    description:
+      - Daemon log file, for example C(/var/log/ringrift/p2p.log). Used when nothing listens;
+        no file gives RV(diagnosis=never_started), an error in its tail gives RV(diagnosis=crashed).
+    type: path
+  log_tail_bytes:
+    description: How many bytes from the end of O(log_path) are read.
+    type: int
+    default: 65536
+  timeout:
+    description:
+      - Seconds to keep polling (every 0.5 s) until the asked O(state) holds. V(0) checks once.
+    type: float
+    default: 0
+  state:
+    description:
+      - V(listening) succeeds when the expected daemon holds the port and (with O(health_path)) answers
+        (RV(diagnosis) V(healthy) or V(busy)).
+      - V(absent) succeeds when nothing listens on the port; otherwise it fails and RV(diagnosis) says who holds it.
+    type: str
+    choices: [listening, absent]
+    default: listening
+  fail_on_mismatch:
+    description:
+      - Fail when the asked O(state) does not hold. V(false) only reports (for audits); RV(state_ok) then tells.
+    type: bool
+    default: true
+  proc_root:
+    description: Root of the proc file system. Meant for testing against a synthetic tree.
+    type: path
+    default: /proc
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode runs the same checks.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    description: Needs a Linux C(/proc) file system.
+notes:
+  - RV(changed) is always V(false).
+seealso:
+  - name: proc(5)
+    description: C(/proc/net/tcp), C(/proc/<pid>/fd), C(/proc/<pid>/stat).
+    link: https://man7.org/linux/man-pages/man5/proc.5.html
+"""
+
+EXAMPLES = r"""
+- name: The daemon listens, is the systemd main PID and answers /health as this node
+  ringrift.cluster.p2p_listener:
+    port: "{{ ringrift_p2p_port }}"
+    node_id: "{{ inventory_hostname }}"
+    health_path: /health
+    service_manager: auto
+    log_path: /var/log/ringrift/p2p.log
+
+- name: Wait up to 60 seconds after a restart
+  ringrift.cluster.p2p_listener:
+    health_path: /health
+    timeout: 60
+
+- name: Audit only, never fail
+  ringrift.cluster.p2p_listener:
+    health_path: /health
+    service_manager: auto
+    log_path: /var/log/ringrift/p2p.log
+    fail_on_mismatch: false
+  register: p2p
+
+- name: Show why it is down
+  ansible.builtin.debug:
+    msg: "{{ p2p.diagnosis }}: {{ p2p.last_error | default('') }}"
+  when: not p2p.state_ok
+
+- name: The port is free before starting the service
+  ringrift.cluster.p2p_listener:
+    port: 8770
+    state: absent
+    timeout: 15
+"""
+
+RETURN = r"""
+state:
+  description: The asked O(state).
+  returned: always
+  type: str
+  sample: listening
+state_ok:
+  description: Whether the asked O(state) holds (also when O(fail_on_mismatch=false)).
+  returned: always
+  type: bool
+  sample: true
+port:
+  description: The checked port.
+  returned: always
+  type: int
+  sample: 8770
+listening:
+  description: Whether any LISTEN socket exists on the port (on O(bind_address) when set), whoever holds it.
+  returned: always
+  type: bool
+  sample: true
+pid:
+  description: PID holding the LISTEN socket (the parent when forked workers share it); null when nothing listens or the owner is unknown.
+  returned: always
+  type: int
+  sample: 41233
+owner_pids:
+  description: Every PID holding one of the port's LISTEN sockets.
+  returned: always
+  type: list
+  elements: int
+  sample: [41233]
+cmdline:
+  description: Command line of RV(pid), one element per argument; empty when there is no owner.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/ringrift/venv/bin/python, scripts/p2p_orchestrator.py, --node-id, gpu-01, --host, 0.0.0.0, --port, "8770"]
+exe:
+  description: Executable of RV(pid) (C(/proc/<pid>/exe)); null when unknown or unreadable.
+  returned: always
+  type: str
+  sample: /usr/bin/python3.11
+user:
+  description: Login name of the real UID of RV(pid) (the number when it has no passwd entry).
+  returned: always
+  type: str
+  sample: ubuntu
+ppid:
+  description: Parent PID of RV(pid).
+  returned: always
+  type: int
+  sample: 1
+started_at:
+  description: Start time of RV(pid), ISO 8601 UTC.
+  returned: always
+  type: str
+  sample: "2025-01-31T08:15:02Z"
+uptime_seconds:
+  description: Seconds since RV(pid) started.
+  returned: always
+  type: float
+  sample: 3621.4
+addresses:
+  description: The LISTEN sockets found on the port.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    address:
+      description: Bound address (C(0.0.0.0), C(::), C(127.0.0.1), C(::ffff:10.0.0.5), ...).
+      type: str
+    port:
+      description: Port.
+      type: int
+    family:
+      description: C(ipv4) (from C(/proc/net/tcp)) or C(ipv6) (from C(/proc/net/tcp6)).
+      type: str
+    inode:
+      description: Socket inode.
+      type: int
+    pid:
+      description: PID holding the socket, null when unknown.
+      type: int
+  sample: [{address: "0.0.0.0", port: 8770, family: ipv4, inode: 912345, pid: 41233}]
+unreadable_fd_dirs:
+  description: Number of C(/proc/<pid>/fd) directories that could not be read (permissions).
+  returned: always
+  type: int
+  sample: 0
+owner_matches:
+  description: Whether RV(pid) is the expected daemon (O(cmdline_regex), O(node_id), O(check_port_in_cmdline)); null when there is no known owner.
+  returned: always
+  type: bool
+  sample: true
+owner_problem:
+  description: Why the owner does not match; null when it matches or there is no owner.
+  returned: always
+  type: str
+  sample: "command line does not match 'p2p_orchestrator'"
+managed_pid:
+  description: Main PID reported by the service manager; 0 when it says the service is not running; null when not asked or unknown.
+  returned: always
+  type: int
+  sample: 41233
+service_manager:
+  description: Service manager used (O(service_manager) with V(auto) resolved).
+  returned: always
+  type: str
+  sample: systemd
+health:
+  description: Result of the health request; null when O(health_path) is unset or no matching owner was found.
+  returned: always
+  type: dict
+  contains:
+    url:
+      description: Requested URL.
+      type: str
+    status:
+      description: HTTP status, null without an answer.
+      type: int
+    ok:
+      description: 2xx answer with the expected node id.
+      type: bool
+    body:
+      description: Answer body (first 64 KiB).
+      type: str
+    json:
+      description: Answer body parsed as JSON, null when it is not JSON.
+      type: raw
+    healthy:
+      description: The JSON C(healthy) field, null when absent.
+      type: bool
+    node_id:
+      description: The JSON C(node_id) field, null when absent.
+      type: str
+    error:
+      description: Why RV(health.ok) is false (C(timed out after 5.0s), C(connection refused), C(HTTP 500), C(node_id mismatch ...)).
+      type: str
+    elapsed:
+      description: Seconds the request took.
+      type: float
+  sample: {url: "http://127.0.0.1:8770/health", status: 200, ok: true, healthy: true, node_id: gpu-01, error: null, elapsed: 0.004}
+diagnosis:
+  description:
+    - V(healthy) the expected daemon holds the port (and answers when O(health_path) is set).
+    - V(busy) it answers 2xx with C(healthy=false).
+    - V(not_listening) nothing listens.
+    - V(never_started) nothing listens and O(log_path) does not exist.
+    - V(crashed) nothing listens and the log tail shows an error (see RV(last_error)).
+    - V(wrong_owner) another program (or the daemon with another node id or port) holds the port.
+    - V(owner_unknown) the socket exists but no readable C(/proc/<pid>/fd) links to it.
+    - V(unmanaged) the daemon holds the port but is not the service manager's main PID or its child.
+    - V(health_failed) the daemon holds the port but the health request failed.
+  returned: always
+  type: str
+  sample: healthy
+error_kind:
+  description: Kind of RV(last_error) (C(missing_module), C(missing_dependencies), C(node_id_missing), C(address_in_use), C(exception)).
+  returned: always
+  type: str
+  sample: missing_module
+missing_module:
+  description: First module named by the log's last error (C(No module named 'psutil') gives C(psutil)); null when none.
+  returned: always
+  type: str
+  sample: psutil
+missing_modules:
+  description: Every module named by the log's last error.
+  returned: always
+  type: list
+  elements: str
+  sample: [psutil]
+last_error:
+  description: The log's most recent error line (final line of a Python traceback, or the daemon's own error line); null when none or not read.
+  returned: always
+  type: str
+  sample: "ModuleNotFoundError: No module named 'psutil'"
+log_excerpt:
+  description: Last 20 lines of O(log_path) when it was read (only when nothing listens).
+  returned: always
+  type: list
+  elements: str
+attempts:
+  description: Number of checks made while polling for O(timeout).
+  returned: always
+  type: int
+  sample: 1
+waited_seconds:
+  description: Seconds spent checking and polling.
+  returned: always
+  type: float
+  sample: 0.012
+msg:
+  description: One line saying what holds the port, or why the asked state does not hold.
+  returned: always
+  type: str
+  sample: "nothing listens on port 8770; crashed: missing module psutil (ModuleNotFoundError: No module named 'psutil')"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ringrift.cluster.plugins.module_utils.p2p_proc import inspect
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            port=dict(type="int", default=8770),
+            bind_address=dict(type="str"),
+            cmdline_regex=dict(type="str", default="p2p_orchestrator"),
+            node_id=dict(type="str"),
+            check_port_in_cmdline=dict(type="bool", default=False),
+            health_path=dict(type="str"),
+            health_timeout=dict(type="float", default=5.0),
+            service_name=dict(type="str", default="ringrift-p2p"),
+            service_manager=dict(type="str", default="none", choices=["auto", "systemd", "supervisor", "none"]),
+            log_path=dict(type="path"),
+            log_tail_bytes=dict(type="int", default=65536),
+            timeout=dict(type="float", default=0),
+            state=dict(type="str", default="listening", choices=["listening", "absent"]),
+            fail_on_mismatch=dict(type="bool", default=True),
+            proc_root=dict(type="path", default="/proc"),
+        ),
+        supports_check_mode=True,
+    )
+
+    def runner(argv):
+        binary = module.get_bin_path(argv[0])
+        if binary is None:
+            return 127, "", "%s not found on this host" % argv[0]
+        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C", "SYSTEMD_PAGER": ""})
+
+    try:
+        result = inspect(module.params, runner=runner)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    result["changed"] = False
+    if result.pop("failed"):
+        msg = result.pop("msg")
+        module.fail_json(msg=msg, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: node_audit
+short_description: Everything the fleet report needs from one node, in one module call
+version_added: 0.1.0
+author:
+  - RingRift maintainers (@ringrift)
+description:
+  - Runs the C(ringrift.cluster.p2p_listener) inspection in report-only mode (the port, its owner's real PID and
+    command line, the service manager's main PID, the health endpoint, the daemon's log) and adds what the fleet
+    report shows next to it, the service manager's view of the unit or program and a GPU summary from C(nvidia-smi).
+  - One call per host keeps an audit of the whole fleet at about one round of module calls.
+  - Never fails because of what it finds; the findings are in RV(diagnosis). Read-only.
+options:
+  port:
+    description: TCP port of the P2P daemon.
+    type: int
+    default: 8770
+  node_id:
+    description: Expected C(--node-id) of the daemon and C(node_id) in its health answer.
+    type: str
+  cmdline_regex:
+    description: Regular expression the port owner's command line must match.
+    type: str
+    default: p2p_orchestrator
+  health_path:
+    description: HTTP path of the daemon's health endpoint; empty to skip the health check.
+    type: str
+    default: /health
+  health_timeout:
+    description: Seconds to wait for the health answer.
+    type: float
+    default: 5.0
+  service_name:
+    description: systemd unit or supervisor program name.
+    type: str
+    default: ringrift-p2p
+  service_manager:
+    description: Service manager to ask for the main PID; C(auto) detects it from PID 1.
+    type: str
+    default: auto
+    choices: [auto, systemd, supervisor, none]
+  log_path:
+    description: The daemon's log file, read for the last error.
+    type: path
+    default: /var/log/ringrift/p2p.log
+  gpu:
+    description: Whether the node has an NVIDIA GPU to summarize (the inventory's C(ringrift_nvidia_gpu)).
+    type: bool
+    default: false
+  expected_gpu_count:
+    description: GPU count the inventory expects.
+    type: int
+  expected_gpu_model:
+    description: GPU model the inventory expects, such as C(RTX 4090).
+    type: str
+  nvidia_smi:
+    description: C(nvidia-smi) executable name or path.
+    type: str
+    default: nvidia-smi
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Run with C(become) to see the owner of a port held by another user; without it the diagnosis may be
+    C(owner_unknown).
+seealso:
+  - module: ringrift.cluster.p2p_listener
+  - module: ringrift.cluster.nvidia_gpu_info
+  - module: ringrift.cluster.fleet_report
+"""
+
+EXAMPLES = r"""
+- name: Inspect the node for the fleet report
+  ringrift.cluster.node_audit:
+    node_id: "{{ inventory_hostname }}"
+    gpu: "{{ ringrift_nvidia_gpu | default(false) }}"
+    expected_gpu_count: "{{ ringrift_gpu_count | default(omit) }}"
+    expected_gpu_model: "{{ ringrift_gpu_model | default(omit, true) }}"
+  register: fleet_audit_node
+  ignore_unreachable: true
+"""
+
+RETURN = r"""
+diagnosis:
+  description:
+    - C(healthy), C(busy), C(not_listening), C(never_started), C(crashed), C(wrong_owner), C(unmanaged),
+      C(owner_unknown) or C(health_failed), as defined by C(ringrift.cluster.p2p_listener).
+  returned: always
+  type: str
+  sample: crashed
+listening:
+  description: Whether a LISTEN socket exists on the port.
+  returned: always
+  type: bool
+pid:
+  description: PID that holds the port.
+  returned: always
+  type: int
+  sample: 4242
+cmdline:
+  description: Command line of the port's owner.
+  returned: always
+  type: list
+  elements: str
+missing_module:
+  description: Python module named by the last C(ModuleNotFoundError) in the log.
+  returned: always
+  type: str
+  sample: psutil
+last_error:
+  description: Last error line found in the daemon's log.
+  returned: always
+  type: str
+  sample: "ModuleNotFoundError: No module named 'psutil'"
+health:
+  description: The health check's answer (status, ok, json, error).
+  returned: always
+  type: dict
+service:
+  description: The service manager's view of the daemon.
+  returned: always
+  type: dict
+  contains:
+    manager:
+      description: C(systemd), C(supervisor) or C(none).
+      type: str
+    installed:
+      description: Whether the unit or program is known to the manager.
+      type: bool
+    state:
+      description: Manager's state, such as C(active/running), C(activating/auto-restart), C(RUNNING), C(BACKOFF).
+      type: str
+    restarts:
+      description: Restarts counted by systemd (C(NRestarts)); null under supervisor.
+      type: int
+    main_pid:
+      description: Main PID according to the manager (0 when not running).
+      type: int
+gpu:
+  description: GPU summary when O(gpu=true), else null.
+  returned: always
+  type: dict
+  contains:
+    diagnosis:
+      description: C(ok), C(no_nvidia_smi), C(driver_unreachable), C(count_mismatch), C(model_mismatch) or C(error).
+      type: str
+    summary:
+      description: Short text for the report, such as C(8x NVIDIA GeForce RTX 4090, driver 550.54.15).
+      type: str
+    count:
+      description: GPUs reported by nvidia-smi.
+      type: int
+    msg:
+      description: Why the diagnosis is not C(ok).
+      type: str
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc
+
+
+def service_view(module, manager, name):
+    """The unit's or program's state according to its manager."""
+    view = {"manager": manager, "installed": False, "state": None, "restarts": None, "main_pid": None}
+    if manager == "systemd":
+        rc, out, dummy = module.run_command(
+            ["systemctl", "show", name, "-p", "LoadState,ActiveState,SubState,NRestarts,MainPID"])
+        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        view["installed"] = rc == 0 and props.get("LoadState") == "loaded"
+        if view["installed"]:
+            view["state"] = "%s/%s" % (props.get("ActiveState"), props.get("SubState"))
+            view["restarts"] = int(props["NRestarts"]) if props.get("NRestarts", "").isdigit() else None
+            view["main_pid"] = int(props["MainPID"]) if props.get("MainPID", "").isdigit() else None
+    elif manager == "supervisor":
+        rc, out, err = module.run_command(["supervisorctl", "status", name])
+        text = (out or err or "").strip()
+        match = re.search(r"^\S+\s+([A-Z]+)\b(?:.*\bpid (\d+))?", text)
+        if match and "no such process" not in text.lower():
+            view["installed"] = True
+            view["state"] = match.group(1)
+            view["main_pid"] = int(match.group(2)) if match.group(2) else 0
+    return view
+
+
+def gpu_view(module, executable, expected_count, expected_model):
+    """nvidia-smi summary: one query, parsed and classified like nvidia_gpu_info does."""
+    smi = module.get_bin_path(executable, opt_dirs=["/usr/bin", "/usr/local/nvidia/bin"])
+    if not smi:
+        verdict = nvidia_smi.diagnose(False, False, [])
+        return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": 0, "summary": "no nvidia-smi"}
+    rc, out, err = module.run_command([smi] + nvidia_smi.query_args())
+    failure, dummy, first_line = nvidia_smi.classify_failure(rc, out, err)
+    if failure == "driver_unreachable":
+        verdict = nvidia_smi.diagnose(True, False, [], driver_failure=first_line)
+        return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": 0, "summary": "driver unreachable"}
+    gpus, bad_lines = nvidia_smi.parse_query_csv(out)
+    error = None if rc == 0 else "nvidia-smi exited %s: %s" % (rc, (err or out).strip()[:200])
+    verdict = nvidia_smi.diagnose(True, True, gpus, expected_count, expected_model, bad_lines=bad_lines, error=error)
+    names = sorted(set(g.get("name") or "?" for g in gpus))
+    driver = gpus[0].get("driver_version") if gpus else None
+    summary = "%dx %s" % (len(gpus), "/".join(names)) if gpus else "no GPU"
+    if driver:
+        summary += ", driver %s" % driver
+    return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": len(gpus), "summary": summary}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            port=dict(type="int", default=8770),
+            node_id=dict(type="str"),
+            cmdline_regex=dict(type="str", default=p2p_proc.DEFAULT_CMDLINE_REGEX),
+            health_path=dict(type="str", default="/health"),
+            health_timeout=dict(type="float", default=5.0),
+            service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
+            service_manager=dict(type="str", default="auto", choices=list(p2p_proc.SERVICE_MANAGERS)),
+            log_path=dict(type="path", default="/var/log/ringrift/p2p.log"),
+            gpu=dict(type="bool", default=False),
+            expected_gpu_count=dict(type="int"),
+            expected_gpu_model=dict(type="str"),
+            nvidia_smi=dict(type="str", default="nvidia-smi"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    manager = params["service_manager"]
+    if manager == "auto":
+        manager = p2p_proc.detect_service_manager()
+
+    def runner(argv):
+        return module.run_command(argv)
+
+    try:
+        result = p2p_proc.inspect({
+            "port": params["port"],
+            "node_id": params["node_id"],
+            "cmdline_regex": params["cmdline_regex"],
+            "health_path": params["health_path"] or None,
+            "health_timeout": params["health_timeout"],
+            "service_name": params["service_name"],
+            "service_manager": manager,
+            "log_path": params["log_path"],
+            "state": "listening",
+            "fail_on_mismatch": False,
+        }, runner=runner)
+    except ValueError as exc:
+        module.fail_json(msg="node_audit: %s" % exc)
+
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    result["service"] = service_view(module, manager, params["service_name"])
+    result["gpu"] = None
+    if params["gpu"]:
+        result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"])
+    result["changed"] = False
+    result["failed"] = False
+    result["msg"] = "%s: %s" % (result.get("diagnosis"), result.get("msg") or "")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

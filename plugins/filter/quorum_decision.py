@@ -49,6 +49,8 @@ _value:
   type: dict
 """
 
+from collections.abc import Sequence
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
@@ -58,6 +60,9 @@ def quorum_decision(alive_by_voter, voter, voters, quorum_size=None):
     """See DOCUMENTATION."""
     if not isinstance(alive_by_voter, dict):
         raise AnsibleFilterError("quorum_decision: input must be a mapping of voter to alive, got %s" % type(alive_by_voter).__name__)
+    if isinstance(voters, (str, bytes)) or not isinstance(voters, Sequence):
+        # list("a,b,c") would make voters of single characters.
+        raise AnsibleFilterError("quorum_decision: voters must be a list of names, got %s" % type(voters).__name__)
     try:
         alive = dict((k, v in fleet_report.ALIVE if isinstance(v, str) else bool(v)) for k, v in alive_by_voter.items())
         return fleet_report.quorum_decision(voter, alive, list(voters), quorum_size)

@@ -36,6 +36,8 @@ _value:
   type: int
 """
 
+from collections.abc import Sequence
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
@@ -43,6 +45,9 @@ from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_repo
 
 def quorum_required(voters, quorum_size=None):
     """Voters needed for quorum: explicit size or a strict majority."""
+    if isinstance(voters, (str, bytes)) or not isinstance(voters, Sequence):
+        # len("a,b,c") would count characters.
+        raise AnsibleFilterError("quorum_required: input must be the list of voters, got %s" % type(voters).__name__)
     try:
         return fleet_report.quorum_required(len(voters), quorum_size)
     except ValueError as exc:

@@ -124,7 +124,8 @@ def host_record(name, facts, result):
     """
     result = result or {}
     reachable = not result.get("unreachable") and bool(result)
-    if reachable and result.get("failed") and not result.get("diagnosis"):
+    module_failed = reachable and result.get("failed") and not result.get("diagnosis")
+    if module_failed:
         # The module itself failed to run (e.g. no python): not a daemon finding.
         diagnosis = "unreachable"
     elif reachable:
@@ -144,7 +145,8 @@ def host_record(name, facts, result):
         "diagnosis": diagnosis,
         "alive": diagnosis in ALIVE,
         "missing_module": result.get("missing_module"),
-        "last_error": result.get("last_error") or (None if reachable else _one_line(result.get("msg"))),
+        "last_error": result.get("last_error") or (
+            _one_line(result.get("msg")) if module_failed or not reachable else None),
         "listening": bool(result.get("listening")),
         "pid": result.get("pid"),
         "port": result.get("port") or facts.get("ringrift_p2p_port") or 8770,
@@ -283,6 +285,14 @@ def render_markdown(report):
         "",
         "## Executive summary",
         "",
+    ]
+    if not report["hosts"]:
+        # A dry run without a node_audit task: no finding, so no health, quorum or cause to claim.
+        lines += ["- No node was audited in this run: no health, quorum or root-cause findings.", ""]
+        if report.get("dry_run") is not None:
+            lines += _render_dry_run(report["dry_run"])
+        return "\n".join(lines).rstrip() + "\n"
+    lines += [
         "- **%d of %d** P2P nodes healthy (%.0f%%)." % (s["healthy"], s["total"], 100.0 * s["rate"]),
         "- %d crashed on missing Python dependencies; %d never started or not listening; %d unreachable."
         % (s["crashed_missing_deps"], s["not_started"], s["unreachable"]),
@@ -304,8 +314,13 @@ def render_markdown(report):
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for r in by_provider[provider]:
-            running = "yes (pid %s)" % r["pid"] if r["alive"] and r.get("pid") else ("no" if r["reachable"] else "?")
-            port = "listening" if r["listening"] else ("free" if r["reachable"] else "?")
+            # Without an audit finding (SSH or the module failed) nothing is known about the daemon.
+            seen = r["reachable"] and r["diagnosis"] != "unreachable"
+            if r["alive"]:
+                running = "yes (pid %s)" % r["pid"] if r.get("pid") else "yes"
+            else:
+                running = "no" if seen else "?"
+            port = "listening" if r["listening"] else ("free" if seen else "?")
             lines.append("| %s%s | %s | %s | %s | %s | %s |" % (
                 _cell(r["name"]), " (voter)" if r["voter"] else "", _cell(r.get("gpu") or r.get("gpu_expected")),
                 running, port, _cell(r.get("last_error")), _status_cell(r)))

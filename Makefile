@@ -62,10 +62,10 @@ molecule: venv images
 test: lint sanity unit molecule
 
 demo: venv images
-	tools/demo.sh up $(NODES)
+	$(PY) tools/demo.py up $(NODES)
 
 demo-down: venv
-	tools/demo.sh down
+	$(PY) tools/demo.py down
 
 bench: venv images
 	$(PY) benchmarks/run.py

@@ -57,7 +57,8 @@ def quorum_required(voter_count, explicit=None):
         if required < 1:
             raise ValueError("quorum size must be at least 1, got %d" % required)
         return required
-    return voter_count // 2 + 1
+    # No voters declared: nothing to elect, nothing required.
+    return voter_count // 2 + 1 if voter_count else 0
 
 
 def quorum_status(records, voters, explicit=None):
@@ -74,8 +75,8 @@ def quorum_status(records, voters, explicit=None):
         "not_audited": [v for v in voters if v not in by_name],
         "required": required,
         "ok": margin >= 0,
-        # One more voter lost breaks leader election.
-        "at_risk": margin < 1,
+        # One more voter lost breaks leader election (nothing to break when none is required).
+        "at_risk": margin < 1 and required > 0,
         "margin": margin,
     }
 
@@ -297,7 +298,8 @@ def render_markdown(report):
         "- %d crashed on missing Python dependencies; %d never started or not listening; %d unreachable."
         % (s["crashed_missing_deps"], s["not_started"], s["unreachable"]),
         "- Voter quorum: **%s** (%d of %d voters alive, %d required)."
-        % ("met" if q["ok"] else "LOST", len(q["healthy_voters"]), len(q["voters"]), q["required"]),
+        % ("met" if q["ok"] else "LOST", len(q["healthy_voters"]), len(q["voters"]), q["required"])
+        if q["voters"] or q["required"] else "- Voter quorum: no voters declared (`p2p_voters` is empty).",
         "",
     ]
     if report.get("dry_run") is not None:
@@ -377,8 +379,8 @@ def _render_dry_run(dry_run):
     lines += ["| node | stage | task | why |", "| --- | --- | --- | --- |"]
     for host in sorted(hosts):
         for change in hosts[host]:
-            lines.append("| %s | %s | %s | %s |" % (_cell(host), _cell(change.get("stage")),
-                                                     _cell(change.get("task")), _cell(change.get("why"))))
+            cells = (host, change.get("stage"), change.get("task"), change.get("why"))
+            lines.append("| %s |" % " | ".join(_cell(c) for c in cells))
     lines.append("")
     return lines
 

@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""The main job on a laptop: a simulated fleet that reproduces the outage and repairs it.
+
+    tools/demo.py up [N]   start N containers shaped like the real fleet, seed the audit's
+                           faults, audit, repair with site.yml, audit again, print a summary
+    tools/demo.py down     remove every container and file the demo created
+
+Vast/RunPod nodes run the `container` image (no systemd), Nebius/Vultr/Hetzner nodes
+the `vm` image (systemd PID 1). The fleet is described by a generated
+distributed_hosts.yaml in the real format and read through the collection's own
+inventory plugin; Ansible reaches the nodes through Docker (no SSH). Every address
+in the generated file is a documentation placeholder and is never contacted.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(REPO, "build", "demo")
+LABEL = "ringrift.demo=1"
+PREFIX = "rr-"
+CHECKOUT_FIXTURE = os.path.join(REPO, "tests", "fixtures", "ai-service")
+NVIDIA_SMI_DOUBLE = os.path.join(REPO, "tests", "fixtures", "nvidia-smi", "nvidia-smi")
+
+# (name, provider, gpu) in the order nodes are added; shapes follow the real file.
+_SHAPES = [
+    ("nebius-backbone-1", "nebius", "L40S"),
+    ("hetzner-cpu1", "hetzner", None),
+    ("vast-29129529", "vast", "8x RTX 4090"),
+    ("vast-29128352", "vast", "2x RTX 5090"),
+    ("runpod-a100-1", "runpod", "A100 PCIe"),
+    ("vast-28918742", "vast", "A40"),
+    ("vast-28925166", "vast", "RTX 4090"),
+    ("runpod-h100", "runpod", "H100 PCIe"),
+    ("nebius-h100-3", "nebius", "H100 SXM"),
+    ("vultr-a100-20gb", "vultr", "A100D-20C (vGPU)"),
+    ("hetzner-cpu2", "hetzner", None),
+    ("vast-29031187", "vast", "4x RTX 3090"),
+    ("vast-29044410", "vast", "RTX 4090"),
+    ("runpod-a100-2", "runpod", "A100 SXM"),
+    ("nebius-h100-4", "nebius", "H100 SXM"),
+    ("vast-29050023", "vast", "2x RTX 4090"),
+    ("vultr-a100-40gb", "vultr", "A100D-40C (vGPU)"),
+    ("hetzner-cpu3", "hetzner", None),
+    ("vast-29061356", "vast", "8x RTX 4090"),
+    ("runpod-l40s-1", "runpod", "L40S"),
+    ("vast-29077898", "vast", "A40"),
+    ("nebius-l40s-2", "nebius", "L40S"),
+    ("vast-29080412", "vast", "RTX 5090"),
+    ("vultr-l40s-1", "vultr", "L40S"),
+    ("vast-29093371", "vast", "4x RTX 4090"),
+    ("hetzner-cpu4", "hetzner", None),
+]
+CONTAINER_PROVIDERS = ("vast", "runpod")
+
+
+def log(msg):
+    print("[demo] %s" % msg, flush=True)
+
+
+def run(cmd, check=True, capture=False, env=None, **kw):
+    full_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=REPO, env=full_env, text=True,
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.STDOUT if capture else None, **kw)
+    if check and proc.returncode != 0:
+        if capture:
+            sys.stdout.write(proc.stdout or "")
+        raise SystemExit("[demo] command failed (rc=%d): %s" % (proc.returncode, " ".join(cmd)))
+    return proc
+
+
+def docker_exec(container, script, check=True):
+    return run(["docker", "exec", container, "bash", "-c", script], check=check, capture=True)
+
+
+def plan(size):
+    """Fleet shape and seeded faults, in the audit's proportions (6/2/18 of 26)."""
+    if not 4 <= size <= len(_SHAPES):
+        raise SystemExit("[demo] NODES must be between 4 and %d" % len(_SHAPES))
+    nodes = []
+    for index, (name, provider, gpu) in enumerate(_SHAPES[:size]):
+        nodes.append({"name": name, "provider": provider, "gpu": gpu, "index": index,
+                      "kind": "container" if provider in CONTAINER_PROVIDERS else "vm"})
+    vms = [n["name"] for n in nodes if n["kind"] == "vm"]
+    containers = [n["name"] for n in nodes if n["kind"] == "container"]
+    voter_count = 5 if size >= 7 else 3
+    voters = (vms + containers)[:voter_count - 1] + [c for c in containers if c not in vms][-1:]
+    voters = list(dict.fromkeys(voters))[:voter_count]
+    required = len(voters) // 2 + 1
+    # Leave one voter too few alive: the quorum is lost before the repair.
+    alive_voters = voters[:required - 1]
+    healthy_total = max(len(alive_voters) + 1, round(size * 6 / 26))
+    others = [n["name"] for n in nodes if n["name"] not in voters]
+    healthy = alive_voters + [n for n in others if n not in alive_voters][:healthy_total - len(alive_voters)]
+    rest = [n["name"] for n in nodes if n["name"] not in healthy]
+    # Crash-loops on containers and VMs alike; the rest never started, one with a decoy.
+    faults = {name: "never_started" for name in rest}
+    crash_candidates = [n for n in rest if n not in voters] + [n for n in rest if n in voters]
+    faults[crash_candidates[0]] = "crash_psutil"
+    faults[crash_candidates[1]] = "crash_yaml"
+    never = [n for n in rest if faults[n] == "never_started"]
+    decoy = next((n for n in never if n not in voters), never[0] if never else None)
+    if decoy:
+        faults[decoy] = "decoy"
+    for name in healthy:
+        faults[name] = "healthy"
+    for node in nodes:
+        node["fault"] = faults[node["name"]]
+        node["voter"] = node["name"] in voters
+    return nodes, voters
+
+
+def checkout_path(node):
+    return "/workspace/ringrift/ai-service" if node["provider"] == "runpod" else "~/ringrift/ai-service"
+
+
+def placeholder_ssh_host(node):
+    """Vast nodes sit behind shared SSH gateways; the others have their own address."""
+    if node["provider"] == "vast":
+        return "ssh%d.vast.example" % (node["index"] % 9 + 1)
+    return "203.0.113.%d" % (10 + node["index"])
+
+
+def write_fleet_files(nodes, voters):
+    """distributed_hosts.yaml in the real format + an inventory source that reaches nodes via Docker."""
+    os.makedirs(WORK, exist_ok=True)
+    lines = [
+        "# Generated by tools/demo.py for the simulated fleet. Real format; every address is a",
+        "# documentation placeholder: Ansible reaches these nodes through Docker, never SSH.",
+        "",
+        "p2p_voters:",
+    ] + ["  - %s" % v for v in voters] + ["", "hosts:"]
+    for node in nodes:
+        path = checkout_path(node)
+        lines += [
+            "  %s:" % node["name"],
+            "    ssh_host: %s" % placeholder_ssh_host(node),
+            "    ssh_port: %d" % (20000 + node["index"] if node["kind"] == "container" else 22),
+            "    ssh_user: root",
+            "    ssh_key: ~/.ssh/id_cluster",
+            "    ringrift_path: %s" % path,
+            "    venv_activate: source %s/venv/bin/activate" % path,
+        ]
+        if node["provider"] == "vast":
+            lines.append("    p2p_public_host: 198.51.100.%d" % (10 + node["index"]))
+        if node["gpu"]:
+            lines.append("    gpu: %s" % node["gpu"])
+        lines += [
+            "    role: %s" % ("gpu_selfplay" if node["gpu"] else "cpu_selfplay"),
+            "    status: ready",
+            "    p2p_enabled: true",
+            "",
+        ]
+    hosts_file = os.path.join(WORK, "distributed_hosts.yaml")
+    with open(hosts_file, "w") as f:
+        f.write("\n".join(lines))
+    source = os.path.join(WORK, "demo.distributed_hosts.yml")
+    with open(source, "w") as f:
+        f.write("\n".join([
+            "# Inventory source for the simulated fleet (tools/demo.py).",
+            "plugin: ringrift.cluster.distributed_hosts",
+            "path: distributed_hosts.yaml",
+            "compose:",
+            "  # The simulated nodes are containers: reach them through Docker, not SSH.",
+            "  ansible_connection: \"'community.docker.docker'\"",
+            "  ansible_host: \"'%s' ~ inventory_hostname\"" % PREFIX,
+            "  ansible_python_interpreter: \"'/usr/bin/python3'\"",
+            "",
+        ]))
+    with open(os.path.join(WORK, "plan.json"), "w") as f:
+        json.dump({"nodes": nodes, "voters": voters}, f, indent=2)
+    return source
+
+
+def start_containers(nodes):
+    for node in nodes:
+        name = PREFIX + node["name"]
+        cmd = ["docker", "run", "-d", "--name", name, "--hostname", node["name"], "--label", LABEL]
+        if node["kind"] == "vm":
+            cmd += ["--cap-add", "SYS_ADMIN", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--security-opt", "seccomp=unconfined",
+                    "--stop-signal", "SIGRTMIN+3", "ringrift/vm:latest"]
+        else:
+            cmd += ["ringrift/container:latest"]
+        run(cmd, capture=True)
+    for node in nodes:
+        name = PREFIX + node["name"]
+        if node["kind"] == "vm":
+            docker_exec(name, "systemctl is-system-running --wait >/dev/null || true")
+        home = "/workspace/ringrift" if node["provider"] == "runpod" else "/root/ringrift"
+        # A real node arrives with the service checkout already there.
+        docker_exec(name, "mkdir -p %s" % home)
+        run(["docker", "cp", CHECKOUT_FIXTURE, "%s:%s/ai-service" % (name, home)], capture=True)
+        if node["gpu"]:
+            run(["docker", "cp", NVIDIA_SMI_DOUBLE, "%s:/usr/bin/nvidia-smi" % name], capture=True)
+            docker_exec(name, "chmod 0755 /usr/bin/nvidia-smi && mkdir -p /etc/ringrift-test && "
+                              "echo '%s' > /etc/ringrift-test/nvidia-smi.scenario" % node["gpu"].replace(" (vGPU)", ""))
+
+
+def playbook(source, name, *args, env=None):
+    started = time.time()
+    proc = run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", source,
+                os.path.join(REPO, "playbooks", name)] + list(args), check=False, capture=True, env=env)
+    with open(os.path.join(WORK, "%s-%d.log" % (name.split(".")[0], int(started))), "w") as f:
+        f.write(proc.stdout)
+    return proc, time.time() - started
+
+
+def seed_faults(source, nodes):
+    """Healthy and crash-looping nodes were converged once; then the audit's faults appear."""
+    converged = [n["name"] for n in nodes if n["fault"] in ("healthy", "crash_psutil", "crash_yaml")]
+    proc, took = playbook(source, "site.yml", "--limit", ",".join(converged))
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-6000:])
+        raise SystemExit("[demo] converging the healthy part of the fleet failed")
+    log("converged %d nodes that start healthy or will crash (%.0f s)" % (len(converged), took))
+    for node in nodes:
+        name = PREFIX + node["name"]
+        venv = "%s/venv" % checkout_path(node).replace("~", "/root")
+        if node["fault"] in ("crash_psutil", "crash_yaml"):
+            package = "psutil" if node["fault"] == "crash_psutil" else "PyYAML"
+            # A dependency vanishes (an image rebuild without it): the next start crash-loops.
+            restart = ("systemctl restart ringrift-p2p" if node["kind"] == "vm"
+                       else "supervisorctl restart ringrift-p2p")
+            docker_exec(name, "%s/bin/pip uninstall -q -y %s && (%s || true)" % (venv, package, restart))
+        elif node["fault"] == "decoy":
+            # The old pgrep false positive: a command line that names the daemon, no listener.
+            docker_exec(name, "mkdir -p /tmp/decoy && cd /tmp/decoy && "
+                              "nohup bash -c 'exec -a \"tail -f /var/log/p2p_orchestrator.log\" sleep infinity' "
+                              ">/dev/null 2>&1 & "
+                              "nohup bash -c 'exec -a \"python scripts/p2p_orchestrator.py --node-id %s\" sleep infinity' "
+                              ">/dev/null 2>&1 &" % node["name"])
+
+
+def audit(source, label):
+    proc, took = playbook(source, "audit.yml", "-e", "audit_fail_on_quorum_loss=false",
+                          env={"RINGRIFT_REPORT_DIR": os.path.join(WORK, "reports")})
+    reports = sorted(p for p in os.listdir(os.path.join(WORK, "reports")) if p.endswith(".json"))
+    if proc.returncode != 0 or not reports:
+        sys.stdout.write(proc.stdout[-6000:])
+        raise SystemExit("[demo] %s audit failed" % label)
+    path = os.path.join(WORK, "reports", reports[-1])
+    with open(path) as f:
+        report = json.load(f)
+    return report, path, took
+
+
+def describe(report):
+    s, q = report["summary"], report["quorum"]
+    causes = ", ".join("%s=%d" % (k, v) for k, v in sorted(s["by_diagnosis"].items()) if v)
+    return "%d/%d healthy; quorum %s (%d/%d voters, %d required); %s" % (
+        s["healthy"], s["total"], "met" if q["ok"] else "LOST", len(q["healthy_voters"]),
+        len(q["voters"]), q["required"], causes)
+
+
+def up(size):
+    timings = {}
+    down(quiet=True)
+    nodes, voters = plan(size)
+    t0 = time.time()
+    source = write_fleet_files(nodes, voters)
+    start_containers(nodes)
+    timings["start containers"] = time.time() - t0
+    log("started %d nodes (%s), voters: %s" % (len(nodes), ", ".join(
+        "%s:%s" % (n["name"], n["fault"]) for n in nodes), ", ".join(voters)))
+    t0 = time.time()
+    seed_faults(source, nodes)
+    timings["seed faults"] = time.time() - t0
+
+    before, before_path, timings["audit before"] = audit(source, "first")
+    log("BEFORE: " + describe(before))
+    with open(before_path[:-5] + ".md") as f:
+        print(f.read())
+
+    proc, timings["site.yml repair"] = playbook(source, "site.yml")
+    recap = [line for line in proc.stdout.splitlines() if "ok=" in line and "changed=" in line]
+    print("\n".join(recap))
+    if proc.returncode != 0:
+        log("site.yml exited %d; the audit below says what is still broken" % proc.returncode)
+
+    after, after_path, timings["audit after"] = audit(source, "second")
+    log("AFTER:  " + describe(after))
+    print("\nSummary")
+    print("  before: %s\n          %s" % (describe(before), before_path))
+    print("  after:  %s\n          %s" % (describe(after), after_path))
+    for step, took in timings.items():
+        print("  %-18s %6.1f s" % (step, took))
+    ok = after["summary"]["healthy"] == after["summary"]["total"] and after["quorum"]["ok"]
+    with open(os.path.join(WORK, "summary.json"), "w") as f:
+        json.dump({"before": before_path, "after": after_path, "timings": timings, "ok": ok}, f, indent=2)
+    return 0 if ok else 1
+
+
+def down(quiet=False):
+    ids = run(["docker", "ps", "-aq", "--filter", "label=" + LABEL], capture=True).stdout.split()
+    if ids:
+        run(["docker", "rm", "-f"] + ids, capture=True)
+    if os.path.isdir(WORK):
+        shutil.rmtree(WORK)
+    if not quiet:
+        log("removed %d containers and %s" % (len(ids), WORK))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up")
+    p_up.add_argument("nodes", nargs="?", type=int, default=10)
+    sub.add_parser("down")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.nodes)
+    return down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

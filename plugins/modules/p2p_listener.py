@@ -125,11 +125,13 @@ attributes:
     description: The module only reads; check mode runs the same checks.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
     description: Needs a Linux C(/proc) file system.
 notes:
-  - RV(changed) is always V(false).
+  - The module never reports C(changed).
 seealso:
   - name: proc(5)
     description: C(/proc/net/tcp), C(/proc/<pid>/fd), C(/proc/<pid>/stat).
@@ -411,8 +413,7 @@ def main():
         module.warn(warning)
     result["changed"] = False
     if result.pop("failed"):
-        msg = result.pop("msg")
-        module.fail_json(msg=msg, **result)
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

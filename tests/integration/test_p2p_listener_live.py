@@ -206,7 +206,7 @@ def run_module(tmp_path, check=False, run_timeout=180, **args):
     if check:
         argv.append("--check")
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=run_timeout)
+                          universal_newlines=True, timeout=run_timeout, check=False)
     match = re.search(r"^localhost \| (SUCCESS|FAILED!) => ", proc.stdout, re.MULTILINE)
     assert match, "no module result in output:\nSTDOUT:\n%s\nSTDERR:\n%s" % (proc.stdout, proc.stderr)
     result, _end = json.JSONDecoder().raw_decode(proc.stdout[match.end():])
@@ -491,6 +491,6 @@ def test_playbook_audit_registers_result(tmp_path, procs):
         ''').format(port=port, pid=daemon.pid, free=free_port()))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % PYTHON,
                            str(playbook)], cwd=REPO, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=180)
+                          universal_newlines=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout
     assert re.search(r"localhost\s+: ok=3\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), proc.stdout

@@ -1,0 +1,334 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet_report action plugin and the dry_run_report callback, run for real by ansible-playbook.
+
+Every host uses the local connection; the node_audit results are fakes set per host with
+set_fact from a host variable, so the action sees exactly what a registered audit would hold.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+BIN = os.path.dirname(sys.executable)
+VOTERS = ["vast-1", "nebius-1", "vast-2"]
+SSH_ERROR = "Failed to connect to the host via ssh: ssh: connect to host 203.0.113.7 port 40022: Connection timed out"
+
+
+def node_audit(diagnosis, pid=None, missing_module=None, last_error=None):
+    alive = diagnosis in ("healthy", "busy")
+    return {
+        "changed": False, "failed": False, "diagnosis": diagnosis, "listening": alive,
+        "pid": pid, "port": 8770, "missing_module": missing_module, "last_error": last_error,
+        "service": {"manager": "supervisor", "installed": True, "state": "RUNNING" if alive else "BACKOFF"},
+        "gpu": {"diagnosis": "ok", "summary": "8x NVIDIA GeForce RTX 4090", "count": 8},
+        "msg": diagnosis,
+    }
+
+
+def host(provider, voter, fake=None):
+    hv = {"ringrift_provider": provider, "ringrift_is_voter": voter, "ringrift_p2p_voters": VOTERS,
+          "ringrift_gpu_count": 8, "ringrift_gpu_model": "RTX 4090"}
+    if fake is not None:
+        hv["fake_audit"] = fake
+    return hv
+
+
+HOSTS = {
+    "vast-1": host("vast", True, node_audit("healthy", pid=4242)),
+    "vast-2": host("vast", True, {"unreachable": True, "changed": False, "msg": SSH_ERROR}),
+    "nebius-1": host("nebius", True, node_audit("crashed", missing_module="psutil",
+                                                 last_error="ModuleNotFoundError: No module named 'psutil'")),
+    "runpod-1": host("runpod", False, node_audit("busy", pid=77)),
+    # Never got an audit result at all (dropped out of the play before the audit).
+    "runpod-2": host("runpod", False),
+}
+
+
+def write_inventory(path, hosts):
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "hosts": hosts,
+    }}
+    path.write_text(yaml.safe_dump(inventory, default_flow_style=False))
+    return str(path)
+
+
+def play(tmp_path, tasks, name="play.yml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump([{"name": "test", "hosts": "all", "gather_facts": False, "tasks": tasks}],
+                                   default_flow_style=False, sort_keys=False))
+    return str(path)
+
+
+def ansible_playbook(tmp_path, inventory, playbook, *extra, **env_extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    env.setdefault("RINGRIFT_REPORT_DIR", str(tmp_path / "dry-run-reports"))
+    env.update(env_extra)
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook] + list(extra)
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300)
+
+
+SET_FAKE = {"name": "Fake node_audit result", "ansible.builtin.set_fact": {"fleet_audit_node": "{{ fake_audit }}"},
+            "when": "fake_audit is defined"}
+
+
+def report_task(report_dir, **args):
+    args = dict({"report_dir": str(report_dir)}, **args)
+    return {"name": "Write the fleet report", "ringrift.cluster.fleet_report": args,
+            "run_once": True, "register": "fleet_report"}
+
+
+def only(pattern):
+    found = glob.glob(pattern)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --------------------------------------------------------------------------- action plugin
+
+@pytest.fixture(scope="module")
+def audit_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("fleet")
+    inventory = write_inventory(tmp_path / "hosts.yml", HOSTS)
+    reports = tmp_path / "reports"
+    dump = tmp_path / "registered.json"
+    playbook = play(tmp_path, [
+        SET_FAKE,
+        report_task(reports, inventory_source="hosts.yml"),
+        {"name": "Keep what the task returned", "ansible.builtin.copy": {
+            "dest": str(dump), "mode": "0644", "content": "{{ fleet_report | to_json }}"},
+         "run_once": True},
+    ])
+    proc = ansible_playbook(tmp_path, inventory, playbook)
+    assert proc.returncode == 0, proc.stdout
+    with open(only(str(reports / "fleet-audit-*.json"))) as f:
+        data = json.load(f)
+    with open(only(str(reports / "fleet-audit-*.md"))) as f:
+        md = f.read()
+    with open(str(dump)) as f:
+        registered = json.load(f)
+    return {"report": data, "md": md, "registered": registered, "reports": reports, "tmp": tmp_path}
+
+
+def test_action_report_header(audit_run):
+    r = audit_run["report"]
+    assert (r["schema_version"], r["kind"], r["inventory_source"]) == (1, "audit", "hosts.yml")
+    assert "dry_run" not in r
+    json_path = only(str(audit_run["reports"] / "fleet-audit-*.json"))
+    stamp = r["generated_at"].replace("-", "").replace(":", "")
+    assert os.path.basename(json_path) == "fleet-audit-%s.json" % stamp
+
+
+def test_action_hosts(audit_run):
+    hosts = dict((h["name"], h) for h in audit_run["report"]["hosts"])
+    assert sorted(hosts) == sorted(HOSTS)
+    assert [h["name"] for h in audit_run["report"]["hosts"]] == ["nebius-1", "runpod-1", "runpod-2", "vast-1", "vast-2"]
+    v1 = hosts["vast-1"]
+    assert (v1["diagnosis"], v1["alive"], v1["pid"], v1["voter"], v1["provider"]) == ("healthy", True, 4242, True, "vast")
+    assert (v1["gpu"], v1["gpu_expected"], v1["service_state"]) == ("8x NVIDIA GeForce RTX 4090", "8x RTX 4090", "RUNNING")
+    v2 = hosts["vast-2"]
+    assert (v2["diagnosis"], v2["reachable"], v2["alive"]) == ("unreachable", False, False)
+    assert v2["last_error"] == SSH_ERROR
+    n1 = hosts["nebius-1"]
+    assert (n1["diagnosis"], n1["missing_module"]) == ("crashed", "psutil")
+    assert n1["last_error"] == "ModuleNotFoundError: No module named 'psutil'"
+    assert (hosts["runpod-1"]["diagnosis"], hosts["runpod-1"]["alive"], hosts["runpod-1"]["voter"]) == ("busy", True, False)
+    assert (hosts["runpod-2"]["diagnosis"], hosts["runpod-2"]["reachable"]) == ("unreachable", False)
+
+
+def test_action_summary_and_providers(audit_run):
+    r = audit_run["report"]
+    s = r["summary"]
+    assert (s["total"], s["healthy"], s["rate"]) == (5, 2, 0.4)
+    assert (s["crashed_missing_deps"], s["not_started"], s["unreachable"]) == (1, 0, 2)
+    assert r["providers"] == {
+        "nebius": {"total": 1, "healthy": 0, "rate": 0.0, "hosts": ["nebius-1"]},
+        "runpod": {"total": 2, "healthy": 1, "rate": 0.5, "hosts": ["runpod-1", "runpod-2"]},
+        "vast": {"total": 2, "healthy": 1, "rate": 0.5, "hosts": ["vast-1", "vast-2"]},
+    }
+
+
+def test_action_quorum_from_inventory_voters(audit_run):
+    assert audit_run["report"]["quorum"] == {
+        "voters": VOTERS,
+        "healthy_voters": ["vast-1"],
+        "down_voters": ["nebius-1", "vast-2"],
+        "not_audited": [],
+        "required": 2,
+        "ok": False,
+        "at_risk": True,
+        "margin": -1,
+    }
+
+
+def test_action_root_causes_and_recommendations(audit_run):
+    r = audit_run["report"]
+    assert r["root_causes"]["crashed"]["missing_modules"] == {"psutil": ["nebius-1"]}
+    assert r["root_causes"]["unreachable"]["hosts"] == ["runpod-2", "vast-2"]
+    assert r["root_causes"]["busy"]["hosts"] == ["runpod-1"]
+    assert [(x["fix"], x["command"]) for x in r["recommendations"]] == [
+        ("deps", "ansible-playbook playbooks/site.yml --tags deps --limit nebius-1"),
+        ("unreachable", "ansible runpod-2,vast-2 -m ansible.builtin.ping"),
+    ]
+
+
+def test_action_markdown_and_registered_result(audit_run):
+    md, reg = audit_run["md"], audit_run["registered"]
+    assert "- **2 of 5** P2P nodes healthy (40%)." in md
+    assert "- Voter quorum: **LOST** (1 of 3 voters alive, 2 required)." in md
+    assert "`ModuleNotFoundError: No module named 'psutil'` on nebius-1" in md
+    assert reg["changed"] is False
+    assert reg["markdown"] == md
+    assert reg["quorum"] == audit_run["report"]["quorum"]
+    assert reg["summary"] == audit_run["report"]["summary"]
+    assert reg["json_path"] == only(str(audit_run["reports"] / "fleet-audit-*.json"))
+    assert reg["md_path"] == only(str(audit_run["reports"] / "fleet-audit-*.md"))
+
+
+def test_action_writes_no_dry_run_report_outside_check_mode(audit_run):
+    assert not os.path.exists(str(audit_run["tmp"] / "dry-run-reports"))
+
+
+def test_action_explicit_voters_quorum_and_check_mode(tmp_path):
+    """Explicit voters and quorum_size win over the inventory; the report is written under --check too."""
+    inventory = write_inventory(tmp_path / "hosts.yml", HOSTS)
+    reports = tmp_path / "reports"
+    playbook = play(tmp_path, [SET_FAKE, report_task(reports, voters=["vast-1", "runpod-1", "nebius-1"], quorum_size=2,
+                                                     playbook="playbooks/repair.yml")])
+    proc = ansible_playbook(tmp_path, inventory, playbook, "--check")
+    assert proc.returncode == 0, proc.stdout
+    with open(only(str(reports / "fleet-audit-*.json"))) as f:
+        r = json.load(f)
+    q = r["quorum"]
+    assert q["voters"] == ["vast-1", "runpod-1", "nebius-1"]
+    assert (q["healthy_voters"], q["required"], q["ok"], q["margin"]) == (["vast-1", "runpod-1"], 2, True, 0)
+    assert r["recommendations"][0]["command"] == "ansible-playbook playbooks/repair.yml --tags deps --limit nebius-1"
+    # The fake audits are not node_audit tasks and nothing would change: no dry-run report.
+    assert glob.glob(str(tmp_path / "dry-run-reports" / "*")) == []
+
+
+def test_action_quorum_size_zero_fails_the_task(tmp_path):
+    inventory = write_inventory(tmp_path / "hosts.yml", HOSTS)
+    reports = tmp_path / "reports"
+    playbook = play(tmp_path, [SET_FAKE, report_task(reports, quorum_size=0)])
+    proc = ansible_playbook(tmp_path, inventory, playbook)
+    assert proc.returncode != 0
+    assert "quorum size must be at least 1" in proc.stdout
+    assert not reports.exists()
+
+
+def test_action_write_false_and_bad_argument(tmp_path):
+    inventory = write_inventory(tmp_path / "hosts.yml", {"vast-1": HOSTS["vast-1"]})
+    reports = tmp_path / "reports"
+    dump = tmp_path / "registered.json"
+    playbook = play(tmp_path, [
+        SET_FAKE,
+        report_task(reports, write=False),
+        {"ansible.builtin.copy": {"dest": str(dump), "mode": "0644", "content": "{{ fleet_report | to_json }}"}},
+    ])
+    proc = ansible_playbook(tmp_path, inventory, playbook)
+    assert proc.returncode == 0, proc.stdout
+    assert not reports.exists()
+    with open(str(dump)) as f:
+        reg = json.load(f)
+    assert "json_path" not in reg
+    assert reg["summary"]["healthy"] == 1
+    playbook = play(tmp_path, [report_task(reports, kind="weekly")], name="bad.yml")
+    proc = ansible_playbook(tmp_path, inventory, playbook)
+    assert proc.returncode != 0
+    assert "fleet_report: " in proc.stdout and "kind" in proc.stdout
+
+
+# --------------------------------------------------------------------------- dry_run_report callback
+
+COPY_TASK = {"name": "Write the marker file", "ansible.builtin.copy": {
+    "content": "hello\n", "dest": "{{ marker_dir }}/marker-{{ inventory_hostname }}.txt", "mode": "0644"}}
+
+
+def callback_run(tmp_path, *extra):
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    inventory = write_inventory(tmp_path / "hosts.yml", {
+        "vast-1": host("vast", True),
+        "nebius-1": host("nebius", True),
+    })
+    playbook = play(tmp_path, [COPY_TASK], name="tiny.yml")
+    reports = tmp_path / "reports"
+    proc = ansible_playbook(tmp_path, inventory, playbook, "-e", "marker_dir=%s" % marker_dir, *extra,
+                            RINGRIFT_REPORT_DIR=str(reports))
+    assert proc.returncode == 0, proc.stdout
+    return proc, marker_dir, reports
+
+
+def test_callback_writes_dry_run_report_in_check_mode(tmp_path):
+    proc, marker_dir, reports = callback_run(tmp_path, "--check")
+    assert os.listdir(str(marker_dir)) == []
+    json_path = only(str(reports / "dry-run-*.json"))
+    md_path = only(str(reports / "dry-run-*.md"))
+    assert "Dry-run report (nothing was changed): %s and %s" % (json_path, md_path) in proc.stdout
+    with open(json_path) as f:
+        r = json.load(f)
+    assert (r["schema_version"], r["kind"]) == (1, "dry_run")
+    dry = r["dry_run"]
+    assert dry["playbook"] == "tiny.yml"
+    assert dry["would_change_tasks"] == 2
+    assert dry["audited"] == []
+    assert sorted(dry["hosts"]) == ["nebius-1", "vast-1"]
+    assert dry["hosts"]["vast-1"] == [{
+        "stage": "play",
+        "task": "Write the marker file",
+        "action": "ansible.builtin.copy",
+        "why": "ansible.builtin.copy would change dest=%s/marker-vast-1.txt" % marker_dir,
+    }]
+    # No audit ran: no host records, no claim about health.
+    assert r["hosts"] == [] and r["summary"]["total"] == 0
+    with open(md_path) as f:
+        md = f.read()
+    assert md.startswith("# Fleet dry-run report\n")
+    assert "| vast-1 | play | Write the marker file | ansible.builtin.copy would change dest=%s/marker-vast-1.txt |" \
+        % marker_dir in md
+    assert "LOST" not in md
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the ssh client to fail a connection")
+def test_callback_records_unreachable_audit_in_check_mode(tmp_path):
+    """An unreachable host of a node_audit task lands in the dry-run report as `unreachable`."""
+    inventory = write_inventory(tmp_path / "hosts.yml", {
+        "vast-2": dict(host("vast", True), ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=1,
+                       ansible_ssh_args="-o ConnectTimeout=5"),
+    })
+    playbook = play(tmp_path, [{"name": "Audit", "ringrift.cluster.node_audit": {"node_id": "vast-2"},
+                                "ignore_unreachable": True}], name="audit.yml")
+    reports = tmp_path / "reports"
+    proc = ansible_playbook(tmp_path, inventory, playbook, "--check", RINGRIFT_REPORT_DIR=str(reports))
+    assert proc.returncode == 0, proc.stdout
+    with open(only(str(reports / "dry-run-*.json"))) as f:
+        r = json.load(f)
+    assert r["dry_run"]["audited"] == ["vast-2"]
+    (rec,) = r["hosts"]
+    assert (rec["name"], rec["provider"], rec["diagnosis"], rec["reachable"]) == ("vast-2", "vast", "unreachable", False)
+    assert "127.0.0.1" in rec["last_error"]
+    q = r["quorum"]
+    assert (q["healthy_voters"], q["down_voters"], q["not_audited"]) == ([], VOTERS, ["vast-1", "nebius-1"])
+
+
+def test_callback_writes_nothing_without_check(tmp_path):
+    _, marker_dir, reports = callback_run(tmp_path)
+    assert sorted(os.listdir(str(marker_dir))) == ["marker-nebius-1.txt", "marker-vast-1.txt"]
+    assert glob.glob(str(reports / "dry-run-*")) == []

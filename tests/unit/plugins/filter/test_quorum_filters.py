@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ringrift.cluster.quorum_decision and ringrift.cluster.quorum_required.
+
+Called directly from their modules, and once through Jinja in a real playbook run so the
+fully qualified filter names are proven to resolve from the checkout.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ringrift.cluster.plugins.filter import quorum_decision as qd_mod
+from ansible_collections.ringrift.cluster.plugins.filter import quorum_required as qr_mod
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+VOTERS = ["nebius-1", "nebius-2", "vultr-1", "vultr-2", "hetzner-1"]
+
+quorum_decision = qd_mod.FilterModule().filters()["quorum_decision"]
+quorum_required = qr_mod.FilterModule().filters()["quorum_required"]
+
+
+def alive(*names):
+    return dict((v, v in names) for v in VOTERS)
+
+
+# --------------------------------------------------------------------------- quorum_decision
+
+def test_filter_maps_are_exposed_under_their_names():
+    assert qd_mod.FilterModule().filters() == {"quorum_decision": qd_mod.quorum_decision}
+    assert qr_mod.FilterModule().filters() == {"quorum_required": qr_mod.quorum_required}
+
+
+@pytest.mark.parametrize("up", [(), ("nebius-1",), ("nebius-1", "vultr-1", "vultr-2", "hetzner-1")])
+def test_down_voter_is_always_allowed(up):
+    d = quorum_decision(alive(*up), "nebius-2", VOTERS)
+    assert d["allowed"] is True
+    assert d["others_alive"] == len(up)
+    assert d["required"] == 3
+    assert "down already" in d["reason"]
+
+
+def test_live_voter_allowed_with_a_majority_of_others_alive():
+    d = quorum_decision(alive("nebius-1", "nebius-2", "vultr-1", "vultr-2"), "nebius-1", VOTERS)
+    assert d == {
+        "allowed": True,
+        "reason": "3 other voters alive (nebius-2, vultr-1, vultr-2), 3 required",
+        "others_alive": 3,
+        "required": 3,
+    }
+
+
+def test_five_voters_three_alive_a_live_one_is_refused():
+    d = quorum_decision(alive("nebius-1", "vultr-1", "hetzner-1"), "vultr-1", VOTERS)
+    assert d["allowed"] is False
+    assert (d["others_alive"], d["required"]) == (2, 3)
+    assert d["reason"] == "restarting vultr-1 would leave 2 live voters of 5 (3 required for quorum); skipped"
+
+
+def test_explicit_quorum_size():
+    state = alive("nebius-1", "vultr-1", "hetzner-1")
+    d = quorum_decision(state, "vultr-1", VOTERS, 2)
+    assert (d["allowed"], d["required"]) == (True, 2)
+    d = quorum_decision(state, "vultr-1", VOTERS, quorum_size=3)
+    assert (d["allowed"], d["required"]) == (False, 3)
+    # Templated values arrive as strings.
+    assert quorum_decision(state, "vultr-1", VOTERS, "2")["allowed"] is True
+
+
+def test_diagnoses_as_input():
+    state = {"nebius-1": "healthy", "nebius-2": "busy", "vultr-1": "healthy", "vultr-2": "crashed",
+             "hetzner-1": "never_started"}
+    # nebius-2 (busy) and vultr-1 (healthy) are the other live voters: 2 < 3.
+    d = quorum_decision(state, "nebius-1", VOTERS)
+    assert (d["allowed"], d["others_alive"]) == (False, 2)
+    assert quorum_decision(state, "vultr-2", VOTERS)["allowed"] is True
+
+
+def test_missing_voters_count_as_down():
+    d = quorum_decision({"nebius-1": True, "vultr-1": True}, "nebius-1", VOTERS)
+    assert (d["allowed"], d["others_alive"]) == (False, 1)
+
+
+def test_non_voter_is_allowed():
+    d = quorum_decision(alive(), "runpod-3", VOTERS)
+    assert d["allowed"] is True
+    assert d["reason"] == "runpod-3 is not a voter"
+
+
+@pytest.mark.parametrize("args, match", [
+    ((["nebius-1"], "nebius-1", VOTERS), "mapping"),
+    (("nebius-1=true", "nebius-1", VOTERS), "mapping"),
+    ((None, "nebius-1", VOTERS), "mapping"),
+    (({"nebius-1": True}, "nebius-1", VOTERS, 0), "at least 1"),
+    (({"nebius-1": True}, "nebius-1", VOTERS, "many"), "quorum_decision"),
+    (({"nebius-1": True}, "nebius-1", "nebius-1,nebius-2,vultr-1"), "list"),
+    (({"nebius-1": True}, "nebius-1", None), "list"),
+])
+def test_bad_input_raises_filter_error(args, match):
+    with pytest.raises(AnsibleFilterError, match=match):
+        quorum_decision(*args)
+
+
+# --------------------------------------------------------------------------- quorum_required
+
+@pytest.mark.parametrize("voters, required", [(VOTERS, 3), (VOTERS[:4], 3), (VOTERS[:3], 2), (VOTERS[:1], 1),
+                                              (tuple(VOTERS), 3), ([], 0)])
+def test_quorum_required_majority(voters, required):
+    assert quorum_required(voters) == required
+
+
+def test_quorum_required_explicit():
+    assert quorum_required(VOTERS, 4) == 4
+    assert quorum_required(VOTERS, "2") == 2
+
+
+@pytest.mark.parametrize("args, match", [
+    ((VOTERS, 0), "at least 1"),
+    ((VOTERS, -3), "at least 1"),
+    ((VOTERS, "three"), "quorum_required"),
+    (("nebius-1,nebius-2,vultr-1",), "list"),
+    ((None,), "list"),
+    ((5,), "list"),
+])
+def test_quorum_required_bad_input_raises_filter_error(args, match):
+    with pytest.raises(AnsibleFilterError, match=match):
+        quorum_required(*args)
+
+
+# --------------------------------------------------------------------------- through Jinja
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    voters: [nebius-1, nebius-2, vultr-1, vultr-2, hetzner-1]
+    state: {nebius-1: true, nebius-2: false, vultr-1: true, vultr-2: false, hetzner-1: true}
+  tasks:
+    - name: Evaluate the filters by their fully qualified names
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        mode: "0644"
+        content: "{{ {
+          'required': voters | ringrift.cluster.quorum_required,
+          'required_explicit': voters | ringrift.cluster.quorum_required(4),
+          'live': state | ringrift.cluster.quorum_decision('vultr-1', voters),
+          'down': state | ringrift.cluster.quorum_decision('nebius-2', voters),
+          'explicit': state | ringrift.cluster.quorum_decision('vultr-1', voters, quorum_size=2),
+        } | to_json }}"
+
+    - name: A bad quorum size fails the task
+      ansible.builtin.debug:
+        msg: "{{ voters | ringrift.cluster.quorum_required(0) }}"
+      register: bad
+      ignore_errors: true
+
+    - name: Record the failure
+      ansible.builtin.copy:
+        dest: "{{ out }}.bad"
+        mode: "0644"
+        content: "{{ {'failed': bad.failed, 'msg': bad.msg} | to_json }}"
+"""
+
+
+def test_filters_resolve_by_fqcn_in_a_playbook(tmp_path):
+    playbook = tmp_path / "filters.yml"
+    playbook.write_text(PLAYBOOK)
+    out = tmp_path / "out.json"
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", "out=%s" % out, str(playbook)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    got = json.loads(out.read_text())
+    assert got["required"] == 3
+    assert got["required_explicit"] == 4
+    assert got["live"] == {"allowed": False, "others_alive": 2, "required": 3,
+                           "reason": "restarting vultr-1 would leave 2 live voters of 5 (3 required for quorum); skipped"}
+    assert got["down"]["allowed"] is True
+    assert got["explicit"]["allowed"] is True and got["explicit"]["required"] == 2
+    bad = json.loads((tmp_path / "out.json.bad").read_text())
+    assert bad["failed"] is True
+    assert "at least 1" in bad["msg"]

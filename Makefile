@@ -11,17 +11,18 @@ COLLECTION_TREE := build/ansible_collections/ringrift/cluster
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 NODES     ?= 10
 
-.PHONY: help venv docker images lint sanity unit integration molecule test demo demo-down bench build clean
+.PHONY: help venv docker images lint sanity unit molecule e2e test demo demo-down bench build clean
 
 help:
 	@echo "make demo      simulated fleet: seed the real outage, audit, repair, audit again (NODES=$(NODES))"
-	@echo "make test      everything below: lint sanity unit molecule"
+	@echo "make test      everything below: lint sanity unit molecule e2e"
 	@echo "make venv      pinned toolchain in $(VENV)"
 	@echo "make images    Docker engine + local test images (ringrift/vm, ringrift/container)"
 	@echo "make lint      ansible-lint (production profile) + yamllint"
 	@echo "make sanity    ansible-test sanity on a proper ansible_collections tree"
 	@echo "make unit      pytest: unit + loopback integration tests"
 	@echo "make molecule  all Molecule scenarios ($(SCENARIOS))"
+	@echo "make e2e       the demo flow on a 5-node fleet, asserting both audit reports and --check"
 	@echo "make bench     fleet-scale benchmarks -> benchmarks/results.json"
 	@echo "make build     collection tarball, installed into a temporary path as a check"
 
@@ -48,7 +49,7 @@ sanity: venv
 	rm -rf build/ansible_collections
 	mkdir -p $(COLLECTION_TREE)
 	git ls-files -z --cached --others --exclude-standard \
-	  | grep -zv '^collections/' | xargs -0 cp --parents -t $(COLLECTION_TREE)
+	  | grep -zvE '^(collections|tools|benchmarks)/' | xargs -0 cp --parents -t $(COLLECTION_TREE)
 	cd $(COLLECTION_TREE) && git init -q && git add -A && \
 	  ansible-test sanity --local --python 3.11 --color no $(SANITY_ARGS)
 
@@ -59,7 +60,10 @@ molecule: venv images
 	set -e; for s in $(SCENARIOS); do \
 	  echo "=== molecule scenario $$s"; molecule test -s $$s; done
 
-test: lint sanity unit molecule
+e2e: venv images
+	pytest $(PYTEST_ARGS) tests/e2e
+
+test: lint sanity unit molecule e2e
 
 demo: venv images
 	$(PY) tools/demo.py up $(NODES)

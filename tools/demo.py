@@ -252,6 +252,29 @@ def audit(source, label):
     return report, path, took
 
 
+# What a converge touches on a node; logs are left out (running daemons write them).
+_LISTING = ("find /etc/ringrift /etc/systemd/system /etc/supervisor /etc/logrotate.d /root/ringrift "
+            "/workspace/ringrift /root/onstart.sh /usr/local/bin -xdev -name __pycache__ -prune -o "
+            "-printf '%p %s %m %U %T@\\n' 2>/dev/null | sort | sha256sum")
+
+
+def listing(nodes):
+    return dict((n["name"], docker_exec(PREFIX + n["name"], _LISTING).stdout.split()[0]) for n in nodes)
+
+
+def check_mode_run(source, nodes):
+    """site.yml --check on the broken fleet: a dry-run report, and not one byte changed."""
+    before = listing(nodes)
+    proc, took = playbook(source, "site.yml", "--check", env={"RINGRIFT_REPORT_DIR": os.path.join(WORK, "reports")})
+    after = listing(nodes)
+    reports = sorted(p for p in os.listdir(os.path.join(WORK, "reports")) if p.startswith("dry-run-") and p.endswith(".json"))
+    changed = sorted(n for n in before if before[n] != after[n])
+    log("site.yml --check: rc=%d, %d dry-run report(s), nodes changed: %s (%.0f s)"
+        % (proc.returncode, len(reports), ", ".join(changed) or "none", took))
+    return {"rc": proc.returncode, "listing_unchanged": not changed, "changed_nodes": changed,
+            "report": os.path.join(WORK, "reports", reports[-1]) if reports else None}, took
+
+
 def describe(report):
     s, q = report["summary"], report["quorum"]
     causes = ", ".join("%s=%d" % (k, v) for k, v in sorted(s["by_diagnosis"].items()) if v)
@@ -260,8 +283,9 @@ def describe(report):
         len(q["voters"]), q["required"], causes)
 
 
-def up(size):
+def up(size, check_first=False):
     timings = {}
+    check = None
     down(quiet=True)
     nodes, voters = plan(size)
     t0 = time.time()
@@ -279,6 +303,9 @@ def up(size):
     with open(before_path[:-5] + ".md") as f:
         print(f.read())
 
+    if check_first:
+        check, timings["site.yml --check"] = check_mode_run(source, nodes)
+
     proc, timings["site.yml repair"] = playbook(source, "site.yml")
     recap = [line for line in proc.stdout.splitlines() if "ok=" in line and "changed=" in line]
     print("\n".join(recap))
@@ -294,7 +321,7 @@ def up(size):
         print("  %-18s %6.1f s" % (step, took))
     ok = after["summary"]["healthy"] == after["summary"]["total"] and after["quorum"]["ok"]
     with open(os.path.join(WORK, "summary.json"), "w") as f:
-        json.dump({"before": before_path, "after": after_path, "timings": timings, "ok": ok}, f, indent=2)
+        json.dump({"before": before_path, "after": after_path, "timings": timings, "ok": ok, "check": check}, f, indent=2)
     return 0 if ok else 1
 
 
@@ -310,14 +337,16 @@ def down(quiet=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up")
     p_up.add_argument("nodes", nargs="?", type=int, default=10)
+    p_up.add_argument("--check-first", action="store_true",
+                      help="run site.yml --check on the broken fleet and prove nothing changed")
     sub.add_parser("down")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.nodes)
+        return up(args.nodes, args.check_first)
     return down()
 
 

@@ -66,12 +66,15 @@ options:
     description: C(nvidia-smi) executable name or path.
     type: str
     default: nvidia-smi
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - Run with C(become) to see the owner of a port held by another user; without it the diagnosis may be

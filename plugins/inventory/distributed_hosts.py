@@ -258,7 +258,7 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError('%s: cannot read distributed_hosts file: %s%s' % (data_path, reason, hint))
         if is_encrypted(content):
             try:
-                content = self.loader._vault.decrypt(content, filename=data_path)  # pylint: disable=protected-access
+                content = self.loader._vault.decrypt(content)  # pylint: disable=protected-access
             except AnsibleError as exc:
                 raise AnsibleParserError('%s: cannot decrypt vault-encrypted distributed_hosts file: %s' % (data_path, to_native(exc)))
         return content

@@ -471,6 +471,8 @@ class _Builder(object):
         return bad
 
     def base_facts(self, name, entry, bad):
+        if bad:
+            entry = dict((key, value) for key, value in entry.items() if key not in bad)
         facts = {}
         facts['provider'] = self.provider_for(name, entry, bad)
         is_container = entry.get('is_container')

@@ -1,0 +1,891 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests for the ringrift.cluster.distributed_hosts inventory plugin.
+
+The plugin is driven through its real entry points (verify_file + parse with a real
+InventoryData and DataLoader), and through ansible-inventory as a subprocess.
+Every address in the fixtures is a documentation-only placeholder; nothing is contacted.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+FLEET_SOURCE = os.path.join(FIXTURES, 'fleet.distributed_hosts.yml')
+FLEET_DATA = os.path.join(FIXTURES, 'fleet.yaml')
+SHARED_EXAMPLE = os.path.join(os.path.dirname(REPO), 'shared', 'fixtures', 'distributed_hosts.example.yaml')
+ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')
+
+from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
+from ansible.inventory.data import InventoryData  # noqa: E402
+from ansible.parsing.dataloader import DataLoader  # noqa: E402
+from ansible.plugins.loader import inventory_loader  # noqa: E402
+
+from ansible_collections.ringrift.cluster.plugins.module_utils import distributed_hosts as dh  # noqa: E402
+
+PLUGIN = 'ringrift.cluster.distributed_hosts'
+
+
+class Recorder(object):
+    """Stands in for the plugin's Display: records warnings, swallows the rest."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg, *args, **kwargs):
+        self.warnings.append(msg)
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def load_plugin():
+    """The plugin as Ansible's plugin loader loads it, with its option definitions.
+
+    By FQCN when Ansible's collection finder is installed (as in the CLI); under plain
+    pytest ``ansible_collections`` is importable through sys.path only (tests/unit/conftest.py)
+    and installing the finder afterwards would break other test modules, so the loader
+    then finds the plugin in its directory - the same class and options either way.
+    The CLI path by FQCN is covered by the ansible-inventory tests below.
+    """
+    plugin = None
+    if any(type(finder).__name__ == '_AnsibleCollectionFinder' for finder in sys.meta_path):
+        plugin = inventory_loader.get(PLUGIN)
+    if plugin is None:
+        inventory_loader.add_directory(os.path.join(REPO, 'plugins', 'inventory'))
+        plugin = inventory_loader.get('distributed_hosts')
+        assert plugin is not None, 'cannot load the inventory plugin'
+        plugin._redirected_names.append(PLUGIN)  # sources name it by FQCN  pylint: disable=protected-access
+    assert plugin is not None, 'cannot load the inventory plugin'
+    plugin.display = Recorder()
+    return plugin
+
+
+def plugin_module(plugin):
+    return sys.modules[type(plugin).__module__]
+
+
+def parse(source, cache=True, inventory=None, loader=None):
+    plugin = load_plugin()
+    inventory = inventory if inventory is not None else InventoryData()
+    assert plugin.verify_file(source)
+    plugin.parse(inventory, loader or DataLoader(), source, cache=cache)
+    return inventory, plugin
+
+
+def write_source(tmp_path, data_text=None, name='test.distributed_hosts.yml', data_name='hosts.yaml', **options):
+    """Write a data file (if data_text is given) and a source pointing at it; return the source path."""
+    if data_text is not None:
+        (tmp_path / data_name).write_text(textwrap.dedent(data_text))
+    config = {'plugin': PLUGIN, 'path': options.pop('path', data_name)}
+    config.update(options)
+    source = tmp_path / name
+    source.write_text(yaml.safe_dump(config))
+    return str(source)
+
+
+def hostvars(inventory, name):
+    return inventory.get_host(name).get_vars()
+
+
+def members(inventory, group):
+    return sorted(h.name for h in inventory.groups[group].get_hosts())
+
+
+@pytest.fixture(scope='module')
+def fleet():
+    inventory, plugin = parse(FLEET_SOURCE)
+    return inventory, plugin.display.warnings
+
+
+MINIMAL = '''
+    p2p_voters: [node-a]
+    hosts:
+      node-a:
+        ssh_host: 192.0.2.10
+        status: ready
+      node-b:
+        ssh_host: 192.0.2.11
+        status: ready
+'''
+
+
+# --------------------------------------------------------------------------- verify_file
+
+@pytest.mark.parametrize('name, accepted', [
+    ('cluster.distributed_hosts.yml', True),
+    ('distributed_hosts.yaml', True),
+    ('x-distributed_hosts.yaml', True),
+    ('hosts.yml', False),
+    ('distributed_hosts.json', False),
+    ('distributed_hosts.yml.bak', False),
+])
+def test_verify_file_by_name(tmp_path, name, accepted):
+    path = tmp_path / name
+    path.write_text('plugin: %s\n' % PLUGIN)
+    assert load_plugin().verify_file(str(path)) is accepted
+
+
+def test_verify_file_missing(tmp_path):
+    assert not load_plugin().verify_file(str(tmp_path / 'absent.distributed_hosts.yml'))
+
+
+# --------------------------------------------------------------------------- groups
+
+ACTIVE = sorted([
+    'mac-studio', 'local-mac', 'tunnel-box', 'vast-29129529', 'vast-voter-1', 'vast-vm-1', 'runpod-h100', 'vultr-a100-20gb',
+    'nebius-backbone-1', 'nebius-h100-2', 'nebius-amd-1', 'aws-proxy', 'hetzner-cpu1', 'lambda-gpu-1',
+])
+
+
+def test_default_statuses_leave_out_inactive_hosts(fleet):
+    inventory, dummy = fleet
+    assert sorted(inventory.hosts) == ACTIVE
+    for inactive in ('hetzner-old', 'vultr-gone', 'runpod-off', 'aws-archived'):
+        assert inactive not in inventory.hosts
+
+
+@pytest.mark.parametrize('group, expected', [
+    ('vast', ['vast-29129529', 'vast-vm-1', 'vast-voter-1']),
+    ('runpod', ['runpod-h100']),
+    ('vultr', ['vultr-a100-20gb']),
+    ('nebius', ['nebius-amd-1', 'nebius-backbone-1', 'nebius-h100-2']),
+    ('hetzner', ['hetzner-cpu1', 'tunnel-box']),
+    ('aws', ['aws-proxy']),
+    ('local', ['local-mac', 'mac-studio']),
+    ('unknown_provider', ['lambda-gpu-1']),
+    ('containerized', ['runpod-h100', 'vast-29129529', 'vast-voter-1']),
+    ('p2p_voters', ['hetzner-cpu1', 'nebius-backbone-1', 'vast-voter-1', 'vultr-a100-20gb']),
+    ('p2p_enabled', ['hetzner-cpu1', 'mac-studio', 'nebius-backbone-1', 'runpod-h100', 'vast-29129529', 'vast-voter-1', 'vultr-a100-20gb']),
+    ('gpu', ['nebius-backbone-1', 'nebius-h100-2', 'runpod-h100', 'vast-29129529', 'vast-vm-1', 'vast-voter-1', 'vultr-a100-20gb']),
+    ('cpu_only', ['aws-proxy', 'hetzner-cpu1', 'local-mac', 'tunnel-box']),
+    ('role_coordinator', ['local-mac', 'mac-studio']),
+    ('role_nn_training_primary', ['vast-voter-1']),
+    ('role_gpu_selfplay', ['nebius-amd-1', 'runpod-h100', 'vultr-a100-20gb']),
+    ('status_ready', ['aws-proxy', 'hetzner-cpu1', 'lambda-gpu-1', 'local-mac', 'mac-studio', 'nebius-amd-1', 'nebius-backbone-1',
+                      'runpod-h100', 'vast-29129529', 'vast-voter-1', 'vultr-a100-20gb']),
+    ('status_pending_setup', ['nebius-h100-2']),
+    ('status_needs_setup', ['tunnel-box']),
+    ('status_proxy_only', ['vast-vm-1']),
+])
+def test_groups(fleet, group, expected):
+    inventory, dummy = fleet
+    assert members(inventory, group) == expected
+
+
+def test_vm_or_metal_is_the_complement_of_containerized(fleet):
+    inventory, dummy = fleet
+    assert sorted(members(inventory, 'vm_or_metal') + members(inventory, 'containerized')) == ACTIVE
+    assert not set(members(inventory, 'vm_or_metal')) & set(members(inventory, 'containerized'))
+
+
+def test_other_accelerators_and_unknown_gpus_are_in_neither_gpu_group(fleet):
+    inventory, dummy = fleet
+    for name in ('mac-studio', 'nebius-amd-1', 'lambda-gpu-1'):
+        assert name not in members(inventory, 'gpu')
+        assert name not in members(inventory, 'cpu_only')
+
+
+def test_fixed_groups_exist_even_when_empty(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, MINIMAL, provider_prefixes={'node': 'hetzner'}))
+    for group in ('vast', 'runpod', 'vultr', 'nebius', 'hetzner', 'aws', 'local', 'gpu', 'cpu_only', 'containerized', 'vm_or_metal',
+                  'p2p_voters', 'p2p_enabled'):
+        assert group in inventory.groups
+    assert 'unknown_provider' not in inventory.groups
+    assert members(inventory, 'hetzner') == ['node-a', 'node-b']
+
+
+def test_warnings(fleet):
+    dummy, warnings = fleet
+    text = '\n'.join(warnings)
+    assert 'p2p_voter' in text and 'vast-29129529' in text
+    assert 'unknown_provider' in text and 'lambda-gpu-1' in text
+    assert 'advertise' in text and 'vast-voter-1' in text
+    assert 'Mystery' not in text or 'lambda-gpu-1' in text
+    assert all(FLEET_DATA in w for w in warnings)
+
+
+# --------------------------------------------------------------------------- host variables
+
+def test_connection_vars(fleet):
+    inventory, dummy = fleet
+    v = hostvars(inventory, 'vast-29129529')
+    assert v['ansible_host'] == 'ssh6.vast.example'
+    assert v['ansible_port'] == 19528
+    assert v['ansible_user'] == 'root'
+    assert v['ansible_ssh_private_key_file'] == '~/.ssh/id_cluster'
+    assert 'ansible_connection' not in v and 'ansible_ssh_common_args' not in v
+    v = hostvars(inventory, 'nebius-backbone-1')
+    assert v['ansible_port'] == 22  # default
+
+
+def test_local_connection_only_for_local_loopback_on_port_22(fleet):
+    inventory, dummy = fleet
+    assert hostvars(inventory, 'local-mac')['ansible_connection'] == 'local'
+    assert 'ansible_ssh_private_key_file' not in hostvars(inventory, 'local-mac')
+    tunnel = hostvars(inventory, 'tunnel-box')  # loopback on port 2222: an SSH tunnel
+    assert 'ansible_connection' not in tunnel
+    assert tunnel['ansible_port'] == 2222
+    assert 'ansible_connection' not in hostvars(inventory, 'mac-studio')  # coordinator, but a real address
+
+
+def test_ssh_proxy_gives_proxy_command(fleet):
+    inventory, dummy = fleet
+    v = hostvars(inventory, 'nebius-h100-2')
+    assert v['ansible_ssh_common_args'] == '-o ProxyCommand="ssh -W %h:%p -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"'
+    assert v['ringrift_ssh_proxy'] == 'nebius-backbone-1'
+    assert v['ansible_host'] == '192.0.2.8'
+    # What Ansible's ssh connection does with it: shlex-split into ssh arguments.
+    assert shlex.split(v['ansible_ssh_common_args']) == ['-o', 'ProxyCommand=ssh -W %h:%p -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47']
+
+
+def test_proxy_command_quoting():
+    args = dh.proxy_command_args('203.0.113.5', 2200, "o'neil", '/keys/my key%1')
+    option, value = shlex.split(args)
+    assert option == '-o' and value.startswith('ProxyCommand=')
+    words = shlex.split(value[len('ProxyCommand='):])  # what the shell does after ssh expands %-tokens
+    assert words == ['ssh', '-W', '%h:%p', '-p', '2200', '-i', '/keys/my key%%1', "o'neil@203.0.113.5"]
+    assert dh.proxy_command_args('198.51.100.1', 22) == '-o ProxyCommand="ssh -W %h:%p -p 22 198.51.100.1"'
+    tilde = shlex.split(shlex.split(dh.proxy_command_args('198.51.100.1', 22, 'u', '~/my keys/k'))[1][len('ProxyCommand='):])
+    assert tilde[6] == '~/my keys/k'
+
+
+def test_derived_vars_of_a_voter(fleet):
+    inventory, dummy = fleet
+    v = hostvars(inventory, 'nebius-backbone-1')
+    assert v['ringrift_provider'] == 'nebius'
+    assert v['ringrift_containerized'] is False
+    assert v['ringrift_path'] == '~/ringrift/ai-service'
+    assert v['ringrift_venv_path'] == '~/ringrift/ai-service/venv'
+    assert v['ringrift_gpu_count'] == 1
+    assert v['ringrift_gpu_model'] == 'L40S'
+    assert v['ringrift_gpu_vram_gb'] == 48
+    assert v['ringrift_nvidia_gpu'] is True
+    assert v['ringrift_is_voter'] is True
+    assert v['ringrift_p2p_voters'] == ['nebius-backbone-1', 'hetzner-cpu1', 'vultr-a100-20gb', 'vast-voter-1']
+    assert v['ringrift_p2p_enabled'] is True
+    assert v['ringrift_p2p_port'] == 8770
+    assert v['ringrift_advertise_host'] == 'backbone.example'  # p2p_public_host wins over ssh_host
+    # Every voter but itself, in list order; vast-voter-1 has no advertise host.
+    assert v['ringrift_p2p_peers'] == ['http://198.51.100.150:8770', 'http://203.0.113.164:8771']
+    assert v['ringrift_role'] == 'backbone'
+    assert v['ringrift_status'] == 'ready'
+    assert v['ringrift_ssh_proxy'] is None
+
+
+def test_derived_vars_of_a_container_gpu_host(fleet):
+    inventory, dummy = fleet
+    v = hostvars(inventory, 'vast-29129529')
+    assert v['ringrift_provider'] == 'vast'
+    assert v['ringrift_containerized'] is True
+    assert (v['ringrift_gpu_count'], v['ringrift_gpu_model'], v['ringrift_nvidia_gpu']) == (8, 'RTX 4090', True)
+    assert v['ringrift_gpu_vram_gb'] == 192
+    assert v['ringrift_is_voter'] is False  # per-host p2p_voter: true is ignored
+    assert v['ringrift_advertise_host'] is None  # ssh6.vast.example is a shared gateway
+    assert v['ringrift_p2p_peers'] == [
+        'http://backbone.example:8770', 'http://198.51.100.150:8770', 'http://203.0.113.164:8771']
+
+
+def test_derived_vars_misc(fleet):
+    inventory, dummy = fleet
+    v = hostvars(inventory, 'vast-voter-1')
+    assert v['ringrift_venv_path'] is None  # venv_activate: ":"
+    assert v['ringrift_is_voter'] is True
+    assert (v['ringrift_gpu_count'], v['ringrift_gpu_model']) == (2, 'RTX 5090')
+    assert v['ringrift_role'] == 'nn-training/primary'  # raw; only the group name is sanitized
+    v = hostvars(inventory, 'vast-vm-1')
+    assert v['ringrift_containerized'] is False  # is_container: false wins over provider vast
+    assert v['ringrift_gpu_vram_gb'] is None
+    assert v['ringrift_path'] is None and v['ringrift_venv_path'] is None
+    v = hostvars(inventory, 'nebius-h100-2')
+    assert (v['ringrift_gpu_count'], v['ringrift_gpu_model']) == (1, 'H100 SXM')
+    assert v['ringrift_p2p_enabled'] is False  # no key
+    v = hostvars(inventory, 'runpod-h100')
+    assert v['ringrift_advertise_host'] == '192.0.2.165'  # public_ip
+    v = hostvars(inventory, 'vultr-a100-20gb')
+    assert v['ringrift_p2p_port'] == 8771 and v['ringrift_nvidia_gpu'] is True
+    assert v['ringrift_advertise_host'] == '203.0.113.164'  # ssh_host
+    v = hostvars(inventory, 'mac-studio')
+    assert (v['ringrift_gpu_count'], v['ringrift_gpu_model'], v['ringrift_nvidia_gpu']) == (1, 'M3 Max/Ultra (MPS)', False)
+    assert v['ringrift_provider'] == 'local'
+    assert v['ringrift_advertise_host'] == '198.51.100.7'  # tailscale_ip only with prefer_tailscale
+    v = hostvars(inventory, 'local-mac')
+    assert (v['ringrift_gpu_count'], v['ringrift_gpu_model'], v['ringrift_nvidia_gpu']) == (0, None, False)
+    assert v['ringrift_advertise_host'] is None  # localhost
+    assert hostvars(inventory, 'tunnel-box')['ringrift_provider'] == 'hetzner'  # explicit provider key
+    assert hostvars(inventory, 'lambda-gpu-1')['ringrift_provider'] == 'unknown'
+    assert hostvars(inventory, 'nebius-amd-1')['ringrift_gpu_count'] == 8
+
+
+def test_host_config_keeps_every_raw_key(fleet):
+    inventory, dummy = fleet
+    with open(FLEET_DATA) as handle:
+        raw = yaml.load(handle, Loader=yaml.BaseLoader)['hosts']  # BaseLoader: every scalar a string
+    for name in ACTIVE:
+        config = hostvars(inventory, name)['ringrift_host_config']
+        assert sorted(config) == sorted(raw[name]), name
+    runpod = hostvars(inventory, 'runpod-h100')['ringrift_host_config']
+    assert runpod['api_token'] == 'not-a-real-token'  # secrets stay (playbooks must not print them)
+    assert runpod['ssh_port'] == 30755
+    hetzner = hostvars(inventory, 'hetzner-cpu1')['ringrift_host_config']
+    assert hetzner['last_seen'] == '2025-12-01'  # YAML dates stay strings
+    assert hetzner['custom_unknown_key'] == {'nested': [1, 2]}
+    assert hostvars(inventory, 'vast-29129529')['ringrift_host_config']['vast_instance_id'] == '29129529'
+
+
+# --------------------------------------------------------------------------- options
+
+def test_include_statuses(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA, include_statuses=['offline', 'retired']))
+    assert sorted(inventory.hosts) == ['hetzner-old', 'runpod-off']
+    assert members(inventory, 'status_offline') == ['runpod-off']
+
+
+def test_exclude_statuses_empty_gives_every_host(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA, exclude_statuses=[]))
+    assert sorted(inventory.hosts) == sorted(ACTIVE + ['hetzner-old', 'vultr-gone', 'runpod-off', 'aws-archived'])
+    assert members(inventory, 'status_terminated') == ['vultr-gone']
+    assert members(inventory, 'status_archived') == ['aws-archived']
+
+
+def test_exclude_statuses_custom(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA, exclude_statuses=['ready', 'pending_setup']))
+    assert sorted(inventory.hosts) == sorted(['tunnel-box', 'vast-vm-1', 'hetzner-old', 'vultr-gone', 'runpod-off', 'aws-archived'])
+
+
+def test_filtered_out_voter_stays_a_peer(tmp_path):
+    text = MINIMAL.replace('ssh_host: 192.0.2.10\n        status: ready', 'ssh_host: 192.0.2.10\n        status: offline')
+    inventory, plugin = parse(write_source(tmp_path, text, provider_prefixes={'node': 'hetzner'}))
+    assert sorted(inventory.hosts) == ['node-b']
+    assert hostvars(inventory, 'node-b')['ringrift_p2p_peers'] == ['http://192.0.2.10:8770']
+    assert any('inactive status' in w and 'node-a' in w for w in plugin.display.warnings)
+
+
+def test_prefer_tailscale(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA, prefer_tailscale=True))
+    assert hostvars(inventory, 'mac-studio')['ringrift_advertise_host'] == '198.51.100.77'
+    assert hostvars(inventory, 'nebius-backbone-1')['ringrift_advertise_host'] == 'backbone.example'  # has no tailscale_ip
+
+
+def test_provider_prefixes_and_container_providers(tmp_path):
+    source = write_source(tmp_path, path=FLEET_DATA, provider_prefixes={'lambda': 'lambda', 'vast': ''},
+                          container_providers=['lambda'])
+    inventory, plugin = parse(source)
+    assert members(inventory, 'lambda') == ['lambda-gpu-1']
+    assert hostvars(inventory, 'lambda-gpu-1')['ringrift_provider'] == 'lambda'
+    assert members(inventory, 'containerized') == ['lambda-gpu-1']
+    assert members(inventory, 'unknown_provider') == ['vast-29129529', 'vast-voter-1', 'vast-vm-1'][:0] + sorted(
+        ['vast-29129529', 'vast-voter-1', 'vast-vm-1'])
+    assert members(inventory, 'vast') == []
+
+
+def test_prefix_needs_a_boundary(tmp_path):
+    text = '''
+        hosts:
+          awsome-box: {ssh_host: 192.0.2.20, status: ready}
+          aws1: {ssh_host: 192.0.2.21, status: ready}
+          AWS-upper: {ssh_host: 192.0.2.22, status: ready}
+    '''
+    inventory, dummy = parse(write_source(tmp_path, text))
+    assert members(inventory, 'aws') == ['AWS-upper', 'aws1']
+    assert members(inventory, 'unknown_provider') == ['awsome-box']
+
+
+def test_nvidia_gpu_patterns(tmp_path):
+    inventory, plugin = parse(write_source(tmp_path, path=FLEET_DATA, nvidia_gpu_patterns=['^Mystery']))
+    assert 'lambda-gpu-1' in members(inventory, 'gpu')
+    assert not any('not recognised' in w for w in plugin.display.warnings)
+
+
+def test_ssh_gateway_patterns(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA, ssh_gateway_patterns=[r'^203\.0\.113\.']))
+    assert hostvars(inventory, 'vast-29129529')['ringrift_advertise_host'] == 'ssh6.vast.example'
+    assert hostvars(inventory, 'vultr-a100-20gb')['ringrift_advertise_host'] is None
+
+
+def test_absolute_and_expanded_paths(tmp_path, monkeypatch):
+    inventory, dummy = parse(write_source(tmp_path, path=FLEET_DATA))
+    assert sorted(inventory.hosts) == ACTIVE
+    monkeypatch.setenv('RINGRIFT_TEST_FIXTURES', FIXTURES)
+    inventory, dummy = parse(write_source(tmp_path, path='${RINGRIFT_TEST_FIXTURES}/fleet.yaml'))
+    assert sorted(inventory.hosts) == ACTIVE
+
+
+def test_vault_encrypted_data_file(tmp_path):
+    from ansible.parsing.vault import VaultLib, VaultSecret  # pylint: disable=import-outside-toplevel
+    secrets = [('default', VaultSecret(b'not-a-real-vault-password'))]
+    (tmp_path / 'hosts.yaml').write_bytes(VaultLib(secrets).encrypt(textwrap.dedent(MINIMAL).encode()))
+    loader = DataLoader()
+    loader.set_vault_secrets(secrets)
+    inventory, dummy = parse(write_source(tmp_path, provider_prefixes={'node': 'aws'}), loader=loader)
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+
+
+# --------------------------------------------------------------------------- bad input
+
+def parse_error(source):
+    with pytest.raises(AnsibleParserError) as info:
+        parse(source)
+    return str(info.value)
+
+
+def test_missing_file(tmp_path):
+    message = parse_error(write_source(tmp_path, path='absent.yaml'))
+    assert str(tmp_path / 'absent.yaml') in message
+    assert 'cannot read' in message and 'config/README.md' in message
+
+
+def test_unreadable_file(tmp_path):
+    (tmp_path / 'dir.yaml').mkdir()  # a directory: unreadable as a file, even as root
+    message = parse_error(write_source(tmp_path, path='dir.yaml'))
+    assert str(tmp_path / 'dir.yaml') in message and 'cannot read' in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    source = write_source(tmp_path, '''
+        hosts:
+          node-a:
+            ssh_host: 192.0.2.10
+            status: [ready
+          node-b: {}
+    ''')
+    message = parse_error(source)
+    assert str(tmp_path / 'hosts.yaml') in message
+    assert 'YAML syntax error at line' in message
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('', 'empty'),
+    ('- a\n- b\n', 'top level must be a mapping'),
+    ('p2p_voters: []\n', 'no "hosts" section'),
+    ('hosts: [a, b]\n', '"hosts" (line 1) must be a mapping'),
+    ('hosts: {}\np2p_voters: node-a\n', '"p2p_voters" must be a list'),
+    ('hosts: {}\nhosts: {}\n', 'appears more than once (lines 1, 2)'),
+])
+def test_file_level_errors(tmp_path, text, expected):
+    (tmp_path / 'hosts.yaml').write_text(text)
+    for strict in (True, False):
+        message = parse_error(write_source(tmp_path, strict=strict))
+        assert str(tmp_path / 'hosts.yaml') in message
+        assert expected in message
+
+
+HOST_ERRORS = [
+    # (entry text for host "bad-host" or a whole hosts item, host, field, message part)
+    ('  bad-host: just a string\n', 'bad-host', "field 'entry'", 'must be a mapping'),
+    ('  bad-host:\n', 'bad-host', "field 'entry'", 'must be a mapping'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_port: "22"}\n', 'bad-host', "field 'ssh_port'", 'integer port in 1..65535'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_port: 0}\n', 'bad-host', "field 'ssh_port'", 'integer port in 1..65535'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_port: 70000}\n', 'bad-host', "field 'ssh_port'", 'integer port'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_port: true}\n', 'bad-host', "field 'ssh_port'", 'integer port'),
+    ('  bad-host: {ssh_host: 192.0.2.40, p2p_port: 8770.5}\n', 'bad-host', "field 'p2p_port'", 'integer port'),
+    ('  bad-host: {ssh_host: 192.0.2.40, p2p_port: 65536}\n', 'bad-host', "field 'p2p_port'", 'integer port'),
+    ('  "bad host": {ssh_host: 192.0.2.40}\n', 'bad host', "field 'name'", 'may only contain'),
+    ('  "gpu/1": {ssh_host: 192.0.2.40}\n', 'gpu/1', "field 'name'", 'may only contain'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: nowhere}\n', 'bad-host', "field 'ssh_proxy'", '"nowhere" is not a host'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: bad-host}\n', 'bad-host', "field 'ssh_proxy'", 'its own proxy'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: node-c}\n  node-c: {ssh_host: 192.0.2.41, ssh_proxy: node-a}\n',
+     'bad-host', "field 'ssh_proxy'", 'chained proxies'),
+    ('  bad-host: {ssh_host: 192.0.2.40, p2p_enabled: "yes please"}\n', 'bad-host', "field 'p2p_enabled'", 'true or false'),
+    ('  bad-host: {ssh_host: [192.0.2.40]}\n', 'bad-host', "field 'ssh_host'", 'must be a string'),
+    ('  bad-host: {ssh_host: 192.0.2.40, gpu_vram_gb: lots}\n', 'bad-host', "field 'gpu_vram_gb'", 'number'),
+    ('  bad-host: {ssh_host: 192.0.2.40, gpu: [A100]}\n', 'bad-host', "field 'gpu'", 'must be a string'),
+]
+
+
+def _hosts_text(extra):
+    return 'p2p_voters: [node-a]\nhosts:\n  node-a: {ssh_host: 192.0.2.10, status: ready}\n' + extra + \
+        '  node-b: {ssh_host: 192.0.2.11, status: ready}\n'
+
+
+@pytest.mark.parametrize('extra, host, field, part', HOST_ERRORS)
+def test_host_level_errors_strict(tmp_path, extra, host, field, part):
+    (tmp_path / 'hosts.yaml').write_text(_hosts_text(extra))
+    inventory = InventoryData()
+    with pytest.raises(AnsibleParserError) as info:
+        parse(write_source(tmp_path, strict=True, provider_prefixes={'node': 'aws', 'bad': 'aws', 'gpu': 'aws'}), inventory=inventory)
+    message = str(info.value)
+    assert '%s:4' % (tmp_path / 'hosts.yaml') in message  # file and line of the host
+    assert "host '%s'" % host in message
+    assert field in message
+    assert part in message
+    assert 'nothing was added' in message
+    assert not inventory.hosts  # nothing half-applied
+
+
+@pytest.mark.parametrize('extra, host, field, part', HOST_ERRORS)
+def test_host_level_errors_not_strict_drop_only_that_host(tmp_path, extra, host, field, part):
+    (tmp_path / 'hosts.yaml').write_text(_hosts_text(extra))
+    inventory, plugin = parse(write_source(tmp_path, strict=False, provider_prefixes={'node': 'aws', 'bad': 'aws', 'gpu': 'aws'}))
+    assert host not in inventory.hosts
+    assert {'node-a', 'node-b'} <= set(inventory.hosts)
+    warning = [w for w in plugin.display.warnings if "host '%s'" % host in w]
+    assert warning and field in warning[0] and part in warning[0] and 'host dropped' in warning[0]
+    assert str(tmp_path / 'hosts.yaml') in warning[0]
+
+
+def test_duplicate_host_reports_both_lines(tmp_path):
+    (tmp_path / 'hosts.yaml').write_text(
+        'hosts:\n'
+        '  node-a:\n'
+        '    ssh_host: 192.0.2.10\n'
+        '  node-b:\n'
+        '    ssh_host: 192.0.2.11\n'
+        '  node-a:\n'
+        '    ssh_host: 192.0.2.12\n')
+    message = parse_error(write_source(tmp_path, strict=True))
+    assert "host 'node-a'" in message and "field 'name'" in message
+    assert 'lines 2, 6' in message and str(tmp_path / 'hosts.yaml') in message
+    inventory, plugin = parse(write_source(tmp_path, strict=False))
+    assert sorted(inventory.hosts) == ['node-b']
+
+
+def test_duplicate_field_in_an_entry(tmp_path):
+    (tmp_path / 'hosts.yaml').write_text(
+        'hosts:\n'
+        '  node-a:\n'
+        '    ssh_port: 22\n'
+        '    ssh_host: 192.0.2.10\n'
+        '    ssh_port: 2222\n')
+    message = parse_error(write_source(tmp_path, strict=True))
+    assert "host 'node-a'" in message and "field 'ssh_port'" in message and 'lines 3, 5' in message
+
+
+def test_voter_that_is_not_a_host(tmp_path):
+    (tmp_path / 'hosts.yaml').write_text(textwrap.dedent(MINIMAL).replace('[node-a]', '[node-a, ghost]'))
+    message = parse_error(write_source(tmp_path, strict=True))
+    assert "field 'p2p_voters'" in message and 'voter "ghost" is not a host' in message
+    inventory, plugin = parse(write_source(tmp_path, strict=False))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+    assert hostvars(inventory, 'node-b')['ringrift_p2p_voters'] == ['node-a']
+    assert any('ghost' in w and 'entry ignored' in w for w in plugin.display.warnings)
+
+
+def test_strict_reports_every_problem_at_once(tmp_path):
+    (tmp_path / 'hosts.yaml').write_text(_hosts_text(HOST_ERRORS[2][0] + '  "x y": {}\n'))
+    message = parse_error(write_source(tmp_path, strict=True))
+    assert '2 problems' in message and "host 'bad-host'" in message and "host 'x y'" in message
+
+
+def test_unknown_keys_and_sections_are_tolerated(tmp_path):
+    text = '''
+        some_future_section: {anything: [1, 2, 3]}
+        hosts:
+          aws-1: {ssh_host: 192.0.2.10, brand_new_key: {x: 1}, status: ready}
+    '''
+    inventory, plugin = parse(write_source(tmp_path, text, strict=True))
+    assert hostvars(inventory, 'aws-1')['ringrift_host_config']['brand_new_key'] == {'x': 1}
+
+
+def test_dependent_of_a_dropped_proxy_is_dropped_too(tmp_path):
+    text = '''
+        hosts:
+          aws-jump: {ssh_host: 192.0.2.10, ssh_port: 0}
+          aws-inner: {ssh_host: 192.0.2.11, ssh_proxy: aws-jump}
+          aws-other: {ssh_host: 192.0.2.12}
+    '''
+    inventory, plugin = parse(write_source(tmp_path, text, strict=False))
+    assert sorted(inventory.hosts) == ['aws-other']
+    assert any("host 'aws-inner'" in w and 'dropped' in w for w in plugin.display.warnings)
+
+
+# --------------------------------------------------------------------------- constructable
+
+def test_compose_groups_keyed_groups(tmp_path):
+    source = write_source(
+        tmp_path, path=FLEET_DATA, strict=True,
+        compose={'ansible_python_interpreter': "ringrift_venv_path ~ '/bin/python' if ringrift_venv_path else '/usr/bin/python3'",
+                 'gpu_total': 'ringrift_gpu_count * 10'},
+        groups={'big_gpu': 'ringrift_gpu_count >= 8', 'composed_sees_compose': 'gpu_total | int >= 80'},
+        keyed_groups=[{'key': 'ringrift_provider', 'prefix': 'provider'},
+                      {'key': "ringrift_host_config.region | default('none')", 'prefix': 'region'}])
+    inventory, dummy = parse(source)
+    assert hostvars(inventory, 'nebius-backbone-1')['ansible_python_interpreter'] == '~/ringrift/ai-service/venv/bin/python'
+    assert hostvars(inventory, 'aws-proxy')['ansible_python_interpreter'] == '/usr/bin/python3'
+    assert hostvars(inventory, 'vast-29129529')['gpu_total'] == 80
+    assert members(inventory, 'big_gpu') == ['nebius-amd-1', 'vast-29129529']
+    assert members(inventory, 'composed_sees_compose') == ['nebius-amd-1', 'vast-29129529']
+    assert members(inventory, 'provider_vast') == ['vast-29129529', 'vast-vm-1', 'vast-voter-1']
+    assert members(inventory, 'region_ewr') == ['vultr-a100-20gb']
+    assert 'mac-studio' in members(inventory, 'region_none')
+
+
+def test_constructable_strict_false_skips_failing_expressions(tmp_path):
+    source = write_source(tmp_path, path=FLEET_DATA, strict=False,
+                          compose={'broken': 'no_such_var.attr'}, groups={'broken_group': 'no_such_var > 1'},
+                          keyed_groups=[{'key': 'no_such_var', 'prefix': 'k'}])
+    inventory, dummy = parse(source)
+    assert sorted(inventory.hosts) == ACTIVE
+    assert 'broken' not in hostvars(inventory, 'aws-proxy')
+    assert 'broken_group' not in inventory.groups or not members(inventory, 'broken_group')
+
+
+@pytest.mark.parametrize('option', [
+    {'compose': {'broken': 'no_such_var.attr'}},
+    {'groups': {'broken_group': 'no_such_var > 1'}},
+    {'keyed_groups': [{'key': 'no_such_var', 'prefix': 'k'}]},
+])
+def test_constructable_strict_true_fails_and_rolls_back(tmp_path, option):
+    inventory = InventoryData()
+    inventory.add_host('pre-existing')
+    with pytest.raises(AnsibleError):
+        parse(write_source(tmp_path, path=FLEET_DATA, strict=True, **option), inventory=inventory)
+    assert sorted(inventory.hosts) == ['pre-existing']
+    assert 'vast' not in inventory.groups and 'gpu' not in inventory.groups
+
+
+def test_no_templar_without_constructed_options(tmp_path, monkeypatch):
+    plugin = load_plugin()
+    calls = []
+    monkeypatch.setattr(type(plugin), '_set_composite_vars', lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(type(plugin), '_add_host_to_composed_groups', lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(type(plugin), '_add_host_to_keyed_groups', lambda *a, **k: calls.append(a))
+    plugin.parse(InventoryData(), DataLoader(), FLEET_SOURCE, cache=True)
+    assert calls == []
+
+
+# --------------------------------------------------------------------------- caching
+
+def _cache_source(tmp_path, data_text):
+    return write_source(tmp_path, data_text, cache=True, cache_plugin='jsonfile',
+                        cache_connection=str(tmp_path / 'cache'), provider_prefixes={'node': 'aws'})
+
+
+def _counting_loader(monkeypatch, plugin):
+    module = plugin_module(plugin)
+    real = module.load_document
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(module, 'load_document', counting)
+    return calls
+
+
+def _cached_parse(source, monkeypatch, cache=True):
+    plugin = load_plugin()
+    calls = _counting_loader(monkeypatch, plugin)
+    inventory = InventoryData()
+    plugin.parse(inventory, DataLoader(), source, cache=cache)
+    try:
+        plugin.update_cache_if_changed()  # what InventoryManager does after parse
+    except AttributeError:  # ... and ignores when the plugin has no cache this time
+        pass
+    return inventory, plugin, calls
+
+
+def test_cache_hit_skips_parsing_and_content_change_invalidates(tmp_path, monkeypatch):
+    source = _cache_source(tmp_path, MINIMAL)
+    inventory, plugin, calls = _cached_parse(source, monkeypatch)
+    assert len(calls) == 1 and sorted(inventory.hosts) == ['node-a', 'node-b']
+    key_prefix = plugin.get_cache_key(source)
+    assert any(name.startswith(key_prefix) or key_prefix in name for name in os.listdir(str(tmp_path / 'cache')))
+
+    inventory, plugin, calls = _cached_parse(source, monkeypatch)  # new plugin instance: from the jsonfile cache
+    assert calls == [] and sorted(inventory.hosts) == ['node-a', 'node-b']
+    assert hostvars(inventory, 'node-b')['ringrift_p2p_peers'] == ['http://192.0.2.10:8770']
+
+    (tmp_path / 'hosts.yaml').write_text(textwrap.dedent(MINIMAL) + '  node-c:\n    ssh_host: 192.0.2.12\n')
+    inventory, plugin, calls = _cached_parse(source, monkeypatch)
+    assert len(calls) == 1 and sorted(inventory.hosts) == ['node-a', 'node-b', 'node-c']
+
+    inventory, plugin, calls = _cached_parse(source, monkeypatch)
+    assert calls == [] and sorted(inventory.hosts) == ['node-a', 'node-b', 'node-c']
+
+
+def test_cache_refresh_and_cache_off(tmp_path, monkeypatch):
+    source = _cache_source(tmp_path, MINIMAL)
+    _cached_parse(source, monkeypatch)
+    dummy, dummy, calls = _cached_parse(source, monkeypatch, cache=False)  # --flush-cache / refresh: re-read and update
+    assert len(calls) == 1
+    dummy, dummy, calls = _cached_parse(source, monkeypatch)
+    assert calls == []
+    nocache = write_source(tmp_path, name='off.distributed_hosts.yml', cache=False, provider_prefixes={'node': 'aws'})
+    for dummy in range(2):
+        dummy, dummy, calls = _cached_parse(nocache, monkeypatch)
+        assert len(calls) == 1
+
+
+def test_cache_key_includes_path_and_content(tmp_path, monkeypatch):
+    source = _cache_source(tmp_path, MINIMAL)
+    dummy, plugin, dummy = _cached_parse(source, monkeypatch)
+    keys = list(plugin._cache.keys())  # pylint: disable=protected-access
+    assert len(keys) == 1 and keys[0].startswith(plugin.get_cache_key(source) + '_')
+    (tmp_path / 'hosts.yaml').write_text(textwrap.dedent(MINIMAL) + '\n# a comment changes the content\n')
+    dummy, plugin, calls = _cached_parse(source, monkeypatch)
+    assert len(calls) == 1
+    other_key = list(plugin._cache.keys())[0]  # pylint: disable=protected-access
+    assert other_key != keys[0] and other_key.startswith(plugin.get_cache_key(source) + '_')
+    other_source = write_source(tmp_path, name='other.distributed_hosts.yml', cache=True, cache_plugin='jsonfile',
+                                cache_connection=str(tmp_path / 'cache'), provider_prefixes={'node': 'aws'})
+    dummy, plugin, calls = _cached_parse(other_source, monkeypatch)  # same data file, another source: its own key
+    assert len(calls) == 1
+    assert len(os.listdir(str(tmp_path / 'cache'))) == 3
+
+
+# --------------------------------------------------------------------------- module_utils
+
+@pytest.mark.parametrize('value, expected', [
+    ('8x RTX 4090', (8, 'RTX 4090', 'nvidia')),
+    ('2x RTX 5090', (2, 'RTX 5090', 'nvidia')),
+    ('H100 SXM', (1, 'H100 SXM', 'nvidia')),
+    ('H100 PCIe', (1, 'H100 PCIe', 'nvidia')),
+    ('H200', (1, 'H200', 'nvidia')),
+    ('B200', (1, 'B200', 'nvidia')),
+    ('GH200', (1, 'GH200', 'nvidia')),
+    ('A100D-20C (vGPU)', (1, 'A100D-20C (vGPU)', 'nvidia')),
+    ('A100 PCIe', (1, 'A100 PCIe', 'nvidia')),
+    ('A40', (1, 'A40', 'nvidia')),
+    ('A10', (1, 'A10', 'nvidia')),
+    ('L40S', (1, 'L40S', 'nvidia')),
+    ('4 x L4', (4, 'L4', 'nvidia')),
+    ('T4', (1, 'T4', 'nvidia')),
+    ('V100', (1, 'V100', 'nvidia')),
+    ('P100', (1, 'P100', 'nvidia')),
+    ('GTX 1080 Ti', (1, 'GTX 1080 Ti', 'nvidia')),
+    ('Tesla M60', (1, 'Tesla M60', 'nvidia')),
+    ('Quadro RTX 6000', (1, 'Quadro RTX 6000', 'nvidia')),
+    ('NVIDIA GeForce RTX 3090', (1, 'NVIDIA GeForce RTX 3090', 'nvidia')),
+    ('M3 Max/Ultra (MPS)', (1, 'M3 Max/Ultra (MPS)', 'other')),
+    ('Apple M2 Ultra', (1, 'Apple M2 Ultra', 'other')),
+    ('8x AMD MI300X', (8, 'AMD MI300X', 'other')),
+    ('MI250', (1, 'MI250', 'other')),
+    ('Radeon RX 7900 XTX', (1, 'Radeon RX 7900 XTX', 'other')),
+    ('Intel Arc A770', (1, 'Intel Arc A770', 'other')),
+    ('Mystery Accelerator 9000', (1, 'Mystery Accelerator 9000', 'unknown')),
+    ('none', (0, None, 'none')),
+    ('None', (0, None, 'none')),
+    ('', (0, None, 'none')),
+    (None, (0, None, 'none')),
+    ('0x H100', (0, None, 'none')),
+])
+def test_classify_gpu(value, expected):
+    assert dh.classify_gpu(value) == expected
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('source ~/ringrift/ai-service/venv/bin/activate', ('~/ringrift/ai-service/venv', True)),
+    ('. /opt/venv/bin/activate', ('/opt/venv', True)),
+    ('source "/path with space/venv/bin/activate"', ('/path with space/venv', True)),
+    ('/opt/venv/bin/activate', ('/opt/venv', True)),
+    (':', (None, True)),
+    ('', (None, True)),
+    (None, (None, True)),
+    ('conda activate ringrift', (None, False)),
+])
+def test_venv_path(value, expected):
+    assert dh.venv_path(value) == expected
+
+
+def test_peer_url_and_loopback():
+    assert dh.peer_url('203.0.113.5', 8770) == 'http://203.0.113.5:8770'
+    assert dh.peer_url('2001:db8::1', 8770) == 'http://[2001:db8::1]:8770'
+    for address in ('localhost', '127.0.0.1', '127.1.2.3', '::1', 'LOCALHOST'):
+        assert dh.is_loopback(address)
+    for address in ('198.51.100.7', 'backbone.example', None, ''):
+        assert not dh.is_loopback(address)
+
+
+def test_build_model_from_plain_dict():
+    """The pure API the demo generator and report code use: dict in, model out."""
+    data = yaml.safe_load(textwrap.dedent(MINIMAL))
+    model = dh.build_model(dh.document_from_data(data, 'demo'), {'provider_prefixes': {'node': 'vultr'}})
+    assert sorted(model['hosts']) == ['node-a', 'node-b']
+    assert model['hosts']['node-b']['groups'][:2] == ['vultr', 'vm_or_metal']
+    assert model['hosts']['node-a']['vars']['ringrift_is_voter'] is True
+    assert model['problems'] == [] and model['excluded'] == {} and model['dropped'] == []
+    with pytest.raises(dh.DocumentError):
+        dh.document_from_data({'nohosts': 1}, 'demo')
+
+
+def test_load_document_lines(tmp_path):
+    document = dh.load_document(open(FLEET_DATA, 'rb').read(), FLEET_DATA)
+    assert document['host_lines']['mac-studio'] == 19
+    assert document['duplicate_hosts'] == {} and document['duplicate_fields'] == {}
+    json.dumps(document)  # JSON-safe: cacheable by any cache plugin
+
+
+# --------------------------------------------------------------------------- ansible-inventory
+
+def _run_inventory(source, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([ANSIBLE_INVENTORY, '-i', source] + list(args), cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Unable to parse' not in proc.stderr, proc.stderr
+    return proc.stdout, proc.stderr
+
+
+def _untrusted_to_str(value):
+    """ansible-core 2.19 writes strings that are not trusted templates as {"__ansible_unsafe": "..."}."""
+    if isinstance(value, dict):
+        if list(value) == ['__ansible_unsafe']:
+            return value['__ansible_unsafe']
+        return dict((k, _untrusted_to_str(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_untrusted_to_str(v) for v in value]
+    return value
+
+
+def _graph_groups(output):
+    groups = {}
+    current = None
+    for line in output.splitlines():
+        stripped = re.sub(r'^[\s|-]*', '', line)
+        if stripped.startswith('@'):
+            current = stripped[1:].rstrip(':')
+            groups.setdefault(current, [])
+        elif stripped and current:
+            groups[current].append(stripped)
+    return groups
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_EXAMPLE), reason='shared example fixture %s absent (not part of this repo)' % SHARED_EXAMPLE)
+def test_ansible_inventory_graph_shared_example():
+    output, dummy = _run_inventory('inventory/example.distributed_hosts.yml', '--graph')
+    groups = _graph_groups(output)
+    assert sorted(groups['p2p_voters']) == ['hetzner-cpu1', 'hetzner-cpu2', 'nebius-backbone-1', 'nebius-h100-3', 'vultr-a100-20gb']
+    assert sorted(groups['local']) == ['local-mac', 'mac-studio']
+    assert sorted(groups['containerized']) == ['runpod-a100-storage-1', 'runpod-h100', 'vast-28918742', 'vast-29128352', 'vast-29129529']
+    assert sorted(groups['cpu_only']) == ['aws-proxy', 'hetzner-cpu1', 'hetzner-cpu2', 'local-mac']
+    assert 'mac-studio' not in groups['gpu'] and 'nebius-h100-2' in groups['gpu'] and len(groups['gpu']) == 9
+    assert groups['status_pending_setup'] == ['nebius-h100-2']
+    for group in ('vast', 'runpod', 'vultr', 'nebius', 'hetzner', 'aws', 'vm_or_metal', 'p2p_enabled', 'role_coordinator'):
+        assert groups[group], group
+    assert 'unknown_provider' not in groups
+
+
+def test_ansible_inventory_graph_own_fixture():
+    output, stderr = _run_inventory(os.path.relpath(FLEET_SOURCE, REPO), '--graph')
+    groups = _graph_groups(output)
+    assert sorted(groups['p2p_voters']) == ['hetzner-cpu1', 'nebius-backbone-1', 'vast-voter-1', 'vultr-a100-20gb']
+    assert groups['unknown_provider'] == ['lambda-gpu-1']
+    assert sorted(groups['local']) == ['local-mac', 'mac-studio']
+    assert 'hetzner-old' not in output
+    assert 'lambda-gpu-1' in stderr  # warnings go to stderr
+
+
+def test_ansible_inventory_list_own_fixture():
+    output, dummy = _run_inventory(os.path.relpath(FLEET_SOURCE, REPO), '--list')
+    data = json.loads(output)
+    assert data['_meta'].get('profile', 'inventory_legacy') == 'inventory_legacy'
+    hostvars_ = _untrusted_to_str(data['_meta']['hostvars'])
+    assert sorted(hostvars_) == ACTIVE
+    assert hostvars_['nebius-h100-2']['ansible_ssh_common_args'].startswith('-o ProxyCommand="ssh -W %h:%p')
+    assert hostvars_['vast-29129529']['ringrift_p2p_peers'] == [
+        'http://backbone.example:8770', 'http://198.51.100.150:8770', 'http://203.0.113.164:8771']

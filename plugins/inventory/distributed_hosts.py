@@ -329,4 +329,3 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
             group = inventory.groups.get(name)
             if group is not None:
                 inventory.remove_group(group)
-

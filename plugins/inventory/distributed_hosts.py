@@ -159,7 +159,7 @@ provider_prefixes:
   gh: nebius
 strict: true
 compose:
-  ansible_python_interpreter: ringrift_venv_path ~ '/bin/python' if ringrift_venv_path else omit
+  ansible_python_interpreter: (ringrift_venv_path ~ '/bin/python') if ringrift_venv_path else '/usr/bin/python3'
 groups:
   big_gpu: ringrift_gpu_count >= 8
 keyed_groups:

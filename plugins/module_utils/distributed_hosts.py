@@ -316,8 +316,6 @@ def document_from_data(data, source='<distributed_hosts>', hosts_line=None):
     if 'hosts' not in data:
         raise DocumentError('%s: no "hosts" section: the file must map host names to host entries under "hosts:"' % source)
     hosts = data['hosts']
-    if hosts is None:
-        hosts = {}
     if not isinstance(hosts, dict):
         where = ' (line %d)' % hosts_line if hosts_line else ''
         raise DocumentError('%s: "hosts"%s must be a mapping of host name to host entry, found %s' % (source, where, _type_name(hosts)))

@@ -473,6 +473,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     ('- a\n- b\n', 'top level must be a mapping'),
     ('p2p_voters: []\n', 'no "hosts" section'),
     ('hosts: [a, b]\n', '"hosts" (line 1) must be a mapping'),
+    ('hosts:\n', '"hosts" (line 1) must be a mapping of host name to host entry, found nothing (null)'),
     ('hosts: {}\np2p_voters: node-a\n', '"p2p_voters" must be a list'),
     ('hosts: {}\nhosts: {}\n', 'appears more than once (lines 1, 2)'),
 ])
@@ -573,6 +574,9 @@ def test_voter_that_is_not_a_host(tmp_path):
     assert sorted(inventory.hosts) == ['node-a', 'node-b']
     assert hostvars(inventory, 'node-b')['ringrift_p2p_voters'] == ['node-a']
     assert any('ghost' in w and 'entry ignored' in w for w in plugin.display.warnings)
+    (tmp_path / 'hosts.yaml').write_text(textwrap.dedent(MINIMAL).replace('[node-a]', '[node-a, [not, a, name]]'))
+    message = parse_error(write_source(tmp_path, strict=True))
+    assert "field 'p2p_voters'" in message and 'entry 2 must be a host name, found a list' in message
 
 
 def test_strict_reports_every_problem_at_once(tmp_path):
@@ -656,6 +660,20 @@ def test_no_templar_without_constructed_options(tmp_path, monkeypatch):
     monkeypatch.setattr(type(plugin), '_add_host_to_keyed_groups', lambda *a, **k: calls.append(a))
     plugin.parse(InventoryData(), DataLoader(), FLEET_SOURCE, cache=True)
     assert calls == []
+
+
+def test_documented_examples_work(tmp_path):
+    examples = [block for block in plugin_module(load_plugin()).EXAMPLES.split('\n\n') if 'plugin:' in block]
+    assert len(examples) == 3
+    for index, block in enumerate(examples):
+        config = yaml.safe_load(block)
+        config['path'] = FLEET_DATA
+        if 'cache_connection' in config:
+            config['cache_connection'] = str(tmp_path / 'cache')
+            config['cache_plugin'] = 'jsonfile'  # the FQCN needs the CLI's collection loader
+        source = write_source(tmp_path, name='example%d.distributed_hosts.yml' % index, **config)
+        inventory, dummy = parse(source)
+        assert len(inventory.hosts) >= len(ACTIVE)
 
 
 # --------------------------------------------------------------------------- caching

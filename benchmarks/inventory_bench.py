@@ -111,15 +111,15 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix='inventory_bench_')
     try:
         data_path = os.path.join(work, 'distributed_hosts.yaml')
-        with open(data_path, 'w') as handle:
+        with open(data_path, 'w', encoding='utf-8') as handle:
             yaml.dump(generate_hosts_file(args.hosts), handle, Dumper=_DUMPER, sort_keys=False, default_flow_style=False)
         source = os.path.join(work, 'bench.distributed_hosts.yml')
-        with open(source, 'w') as handle:
+        with open(source, 'w', encoding='utf-8') as handle:
             handle.write('plugin: ringrift.cluster.distributed_hosts\npath: distributed_hosts.yaml\n')
         with open(data_path, 'rb') as handle:
             model = build_model(load_document(handle.read(), data_path))
         static = os.path.join(work, 'static.yml')
-        with open(static, 'w') as handle:
+        with open(static, 'w', encoding='utf-8') as handle:
             yaml.dump(static_inventory(model), handle, Dumper=_DUMPER, sort_keys=False, default_flow_style=False)
 
         env = dict(os.environ)
@@ -155,7 +155,7 @@ def main(argv=None):
         }
         text = json.dumps(result, indent=2, sort_keys=True)
         if args.output:
-            with open(args.output, 'w') as handle:
+            with open(args.output, 'w', encoding='utf-8') as handle:
                 handle.write(text + '\n')
         print(text)
         return 0 if result['ratio'] <= result['target_ratio'] else 1

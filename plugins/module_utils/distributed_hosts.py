@@ -421,22 +421,22 @@ class _Builder(object):
             self.warnings.append('%s: %s (%s: %s%s)' % (self.source, message, label, shown, more))
 
     # -- per-host checks
-    def provider_for(self, name, entry, bad):
+    def provider_for(self, name, entry):
+        """Return (provider, warning or None)."""
         explicit = entry.get('provider')
-        if explicit and 'provider' not in bad:
+        if explicit:
             if explicit not in self.providers:
-                self.warn_hosts('explicit "provider" is not a known provider (known: %s); used as given' % ', '.join(self.providers), name)
-            return explicit
+                return explicit, 'explicit "provider" is not a known provider (known: %s); used as given' % ', '.join(self.providers)
+            return explicit, None
         lowered = name.lower()
         for prefix, provider in self.prefixes:
             if lowered.startswith(prefix):
                 rest = lowered[len(prefix):]
                 if not rest or not rest[0].isalpha():
-                    return provider
+                    return provider, None
         if entry.get('role') == 'coordinator' or is_loopback(entry.get('ssh_host')):
-            return 'local'
-        self.warn_hosts('no provider: host name matches no provider prefix and no "provider" key is set; group %s' % UNKNOWN_PROVIDER_GROUP, name)
-        return UNKNOWN_PROVIDER
+            return 'local', None
+        return UNKNOWN_PROVIDER, 'no provider: host name matches no provider prefix and no "provider" key is set; group %s' % UNKNOWN_PROVIDER_GROUP
 
     def check_entry(self, name, entry):
         """Type checks of the fields this module reads. Returns the set of bad fields."""
@@ -472,7 +472,7 @@ class _Builder(object):
         if bad:
             entry = dict((key, value) for key, value in entry.items() if key not in bad)
         facts = {}
-        facts['provider'] = self.provider_for(name, entry, bad)
+        facts['provider'], facts['provider_warning'] = self.provider_for(name, entry)
         is_container = entry.get('is_container')
         if isinstance(is_container, bool):
             facts['containerized'] = is_container
@@ -483,8 +483,6 @@ class _Builder(object):
         facts['p2p_port'] = entry.get('p2p_port') if entry.get('p2p_port') is not None else DEFAULT_P2P_PORT
         facts['advertise'] = self.advertise_host(entry)
         facts['status'] = entry.get('status')
-        if 'p2p_voter' in entry:
-            self.warn_hosts('per-host "p2p_voter" is ignored: the top-level p2p_voters list is the single source of truth', name)
         return facts
 
     def advertise_host(self, entry):
@@ -623,6 +621,10 @@ class _Builder(object):
     def host_result(self, name, entry, fact, voters, voter_set, all_peer_urls, voter_urls, entries, facts, proxies):
         # pylint: disable=too-many-arguments,too-many-locals
         provider = fact['provider']
+        if fact['provider_warning']:
+            self.warn_hosts(fact['provider_warning'], name)
+        if 'p2p_voter' in entry:
+            self.warn_hosts('per-host "p2p_voter" is ignored: the top-level p2p_voters list is the single source of truth', name)
         host_vars = {}
         if fact['ssh_host']:
             host_vars['ansible_host'] = fact['ssh_host']

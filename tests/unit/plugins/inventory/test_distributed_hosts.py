@@ -367,6 +367,15 @@ def test_exclude_statuses_custom(tmp_path):
     assert sorted(inventory.hosts) == sorted(['tunnel-box', 'vast-vm-1', 'hetzner-old', 'vultr-gone', 'runpod-off', 'aws-archived'])
 
 
+def test_no_warnings_about_hosts_left_out_by_status(tmp_path):
+    text = MINIMAL + """
+      mystery-old: {ssh_host: 192.0.2.12, status: retired, p2p_voter: true, gpu: Mystery 1}
+    """
+    inventory, plugin = parse(write_source(tmp_path, text, provider_prefixes={'node': 'aws'}))
+    assert 'mystery-old' not in inventory.hosts
+    assert not [w for w in plugin.display.warnings if 'mystery-old' in w]
+
+
 def test_filtered_out_voter_stays_a_peer(tmp_path):
     text = MINIMAL.replace('ssh_host: 192.0.2.10\n        status: ready', 'ssh_host: 192.0.2.10\n        status: offline')
     inventory, plugin = parse(write_source(tmp_path, text, provider_prefixes={'node': 'hetzner'}))

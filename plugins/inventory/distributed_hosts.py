@@ -206,7 +206,14 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
-        self._read_config_data(path)
+        try:
+            self._read_config_data(path)
+        except AnsibleParserError:
+            if self._is_data_file(path):
+                raise AnsibleParserError(
+                    '%s is a distributed_hosts data file, not an inventory source: use a source such as '
+                    'inventory/cluster.distributed_hosts.yml ("plugin: %s" and "path: <this file>")' % (path, self.NAME))
+            raise
         data_path = self._data_path(path)
         content = self._read_data(data_path)
 
@@ -236,6 +243,15 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
         self._apply(model)
 
     # -- reading
+
+    @staticmethod
+    def _is_data_file(path):
+        try:
+            with open(to_bytes(path, errors='surrogate_or_strict'), 'rb') as handle:
+                head = handle.read(1 << 20)
+        except (IOError, OSError):
+            return False
+        return re.search(br'^hosts:[ \t]*(#.*)?$', head, re.M) is not None and re.search(br'^plugin:', head, re.M) is None
 
     def _data_path(self, source):
         raw = self.get_option('path')

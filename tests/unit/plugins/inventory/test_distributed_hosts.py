@@ -458,6 +458,16 @@ def test_missing_file(tmp_path):
     assert 'cannot read' in message and 'config/README.md' in message
 
 
+def test_data_file_given_as_source(tmp_path):
+    data = tmp_path / 'distributed_hosts.yaml'
+    data.write_text(textwrap.dedent(MINIMAL))
+    plugin = load_plugin()
+    assert plugin.verify_file(str(data))  # the name matches ...
+    with pytest.raises(AnsibleParserError) as info:  # ... but it is data, not a source: say so
+        plugin.parse(InventoryData(), DataLoader(), str(data))
+    assert 'is a distributed_hosts data file, not an inventory source' in str(info.value)
+
+
 def test_unreadable_file(tmp_path):
     (tmp_path / 'dir.yaml').mkdir()  # a directory: unreadable as a file, even as root
     message = parse_error(write_source(tmp_path, path='dir.yaml'))

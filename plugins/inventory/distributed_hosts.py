@@ -327,9 +327,11 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
                 for group in host['groups']:
                     inventory.add_child(group, name)
                 if constructed:
-                    self._set_composite_vars(compose, host_vars, name, strict=strict)
-                    self._add_host_to_composed_groups(groups, host_vars, name, strict=strict)
-                    self._add_host_to_keyed_groups(keyed_groups, host_vars, name, strict=strict)
+                    # Like ansible.builtin.constructed: expressions may use the host's name.
+                    template_vars = dict(host_vars, inventory_hostname=name)
+                    self._set_composite_vars(compose, template_vars, name, strict=strict)
+                    self._add_host_to_composed_groups(groups, template_vars, name, strict=strict)
+                    self._add_host_to_keyed_groups(keyed_groups, template_vars, name, strict=strict)
         except Exception:
             self._roll_back(new_hosts, new_groups, groups_before)
             raise

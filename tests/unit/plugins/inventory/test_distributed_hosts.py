@@ -647,6 +647,14 @@ def test_compose_groups_keyed_groups(tmp_path):
     assert 'mac-studio' in members(inventory, 'region_none')
 
 
+def test_constructable_sees_inventory_hostname(tmp_path):
+    source = write_source(tmp_path, path=FLEET_DATA, strict=True, compose={'node_id': "inventory_hostname | upper"},
+                          groups={'backbones': "'backbone' in inventory_hostname"})
+    inventory, dummy = parse(source)
+    assert hostvars(inventory, 'aws-proxy')['node_id'] == 'AWS-PROXY'
+    assert members(inventory, 'backbones') == ['nebius-backbone-1']
+
+
 def test_constructable_strict_false_skips_failing_expressions(tmp_path):
     source = write_source(tmp_path, path=FLEET_DATA, strict=False,
                           compose={'broken': 'no_such_var.attr'}, groups={'broken_group': 'no_such_var > 1'},

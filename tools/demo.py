@@ -27,25 +27,26 @@ PREFIX = "rr-"
 CHECKOUT_FIXTURE = os.path.join(REPO, "tests", "fixtures", "ai-service")
 NVIDIA_SMI_DOUBLE = os.path.join(REPO, "tests", "fixtures", "nvidia-smi", "nvidia-smi")
 
-# (name, provider, gpu) in the order nodes are added; shapes follow the real file.
+# (name, provider, gpu) in the order nodes are added; shapes follow the real file, with
+# GPU models the nvidia-smi test double can print.
 _SHAPES = [
     ("nebius-backbone-1", "nebius", "L40S"),
     ("hetzner-cpu1", "hetzner", None),
     ("vast-29129529", "vast", "8x RTX 4090"),
     ("vast-29128352", "vast", "2x RTX 5090"),
-    ("runpod-a100-1", "runpod", "A100 PCIe"),
+    ("runpod-a100-1", "runpod", "A100 SXM"),
     ("vast-28918742", "vast", "A40"),
     ("vast-28925166", "vast", "RTX 4090"),
     ("runpod-h100", "runpod", "H100 PCIe"),
     ("nebius-h100-3", "nebius", "H100 SXM"),
     ("vultr-a100-20gb", "vultr", "A100D-20C (vGPU)"),
     ("hetzner-cpu2", "hetzner", None),
-    ("vast-29031187", "vast", "4x RTX 3090"),
+    ("vast-29031187", "vast", "4x RTX A6000"),
     ("vast-29044410", "vast", "RTX 4090"),
     ("runpod-a100-2", "runpod", "A100 SXM"),
     ("nebius-h100-4", "nebius", "H100 SXM"),
     ("vast-29050023", "vast", "2x RTX 4090"),
-    ("vultr-a100-40gb", "vultr", "A100D-40C (vGPU)"),
+    ("vultr-a100-40gb", "vultr", "A100D-20C (vGPU)"),
     ("hetzner-cpu3", "hetzner", None),
     ("vast-29061356", "vast", "8x RTX 4090"),
     ("runpod-l40s-1", "runpod", "L40S"),
@@ -201,7 +202,7 @@ def start_containers(nodes):
         if node["gpu"]:
             run(["docker", "cp", NVIDIA_SMI_DOUBLE, "%s:/usr/bin/nvidia-smi" % name], capture=True)
             docker_exec(name, "chmod 0755 /usr/bin/nvidia-smi && mkdir -p /etc/ringrift-test && "
-                              "echo '%s' > /etc/ringrift-test/nvidia-smi.scenario" % node["gpu"].replace(" (vGPU)", ""))
+                              "echo '%s' > /etc/ringrift-test/nvidia-smi.scenario" % node["gpu"])
 
 
 def playbook(source, name, *args, env=None):

@@ -90,3 +90,43 @@ def test_second_audit_all_healthy_quorum_met(demo):
     assert after["summary"]["healthy"] == len(plan["nodes"])
     assert after["quorum"]["ok"] is True
     assert sorted(after["quorum"]["healthy_voters"]) == sorted(plan["voters"])
+
+
+def _site(args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    return subprocess.run([os.path.join(os.path.dirname(PY), "ansible-playbook"), "-i",
+                           os.path.join(WORK, "demo.distributed_hosts.yml"), "playbooks/site.yml"] + args,
+                          cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False, timeout=900)
+
+
+def _main_pid(node):
+    out = subprocess.run(["docker", "exec", "rr-" + node, "systemctl", "show", "-p", "MainPID", "--value", "ringrift-p2p"],
+                         text=True, capture_output=True, check=True).stdout
+    return int(out.strip())
+
+
+def test_quorum_guard_refuses_then_proceeds(demo):
+    """A voter whose settings changed is restarted only while the other live voters are a quorum."""
+    _, plan, summary = demo
+    assert summary["ok"] is True
+    vm_voters = [n["name"] for n in plan["nodes"] if n["voter"] and n["kind"] == "vm"]
+    assert len(vm_voters) >= 2 and len(plan["voters"]) == 3
+    target, other = vm_voters[:2]
+    before = _main_pid(target)
+    assert before > 0
+
+    # Seed the refusal: another voter is down, so restarting the target would leave 1 of 3 alive.
+    subprocess.run(["docker", "exec", "rr-" + other, "systemctl", "stop", "ringrift-p2p"], check=True)
+    refused = _site(["--limit", target, "--tags", "service", "-e", "p2p_service_restart_sec=6"])
+    assert refused.returncode == 0, refused.stdout[-4000:]
+    assert "Quorum guard: restarting %s would leave 1 live voters of 3" % target in refused.stdout, refused.stdout[-4000:]
+    assert _main_pid(target) == before, "the guard must not restart the voter"
+
+    # With the other voter back, the same pending restart proceeds.
+    subprocess.run(["docker", "exec", "rr-" + other, "systemctl", "start", "ringrift-p2p"], check=True)
+    proceeded = _site(["--limit", target, "--tags", "service,verify", "-e", "p2p_service_restart_sec=7"])
+    assert proceeded.returncode == 0, proceeded.stdout[-4000:]
+    assert "Quorum guard" not in proceeded.stdout
+    after = _main_pid(target)
+    assert after > 0 and after != before, "the voter must have been restarted with its new settings"

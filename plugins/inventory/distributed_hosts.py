@@ -145,12 +145,14 @@ EXAMPLES = r"""
 plugin: ringrift.cluster.distributed_hosts
 path: ../config/distributed_hosts.yaml
 
+---
 # Everything, including offline and retired hosts, advertised over Tailscale
 plugin: ringrift.cluster.distributed_hosts
 path: /etc/ringrift/distributed_hosts.yaml
 exclude_statuses: []
 prefer_tailscale: true
 
+---
 # Extra provider prefix, constructed features, cached parse
 plugin: ringrift.cluster.distributed_hosts
 path: ../config/distributed_hosts.yaml

@@ -40,13 +40,13 @@ def _load(path):
 
 
 def test_demo_exits_zero(demo):
-    proc, _, summary = demo
+    proc, dummy, summary = demo
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert summary["ok"] is True
 
 
 def test_first_audit_finds_each_seeded_fault(demo):
-    _, plan, summary = demo
+    dummy, plan, summary = demo
     before = {h["name"]: h for h in _load(summary["before"])["hosts"]}
     faults = {n["name"]: n["fault"] for n in plan["nodes"]}
     assert set(before) == set(faults)
@@ -67,7 +67,7 @@ def test_first_audit_finds_each_seeded_fault(demo):
 
 
 def test_first_audit_reports_quorum_lost(demo):
-    _, plan, summary = demo
+    dummy, plan, summary = demo
     quorum = _load(summary["before"])["quorum"]
     assert quorum["voters"] == plan["voters"]
     assert quorum["ok"] is False
@@ -75,7 +75,7 @@ def test_first_audit_reports_quorum_lost(demo):
 
 
 def test_check_mode_changed_nothing_and_reported(demo):
-    _, _, summary = demo
+    dummy, dummy2, summary = demo
     assert summary["check"]["listing_unchanged"] is True, summary["check"]
     dry = _load(summary["check"]["report"])
     assert dry["kind"] == "dry_run"
@@ -84,7 +84,7 @@ def test_check_mode_changed_nothing_and_reported(demo):
 
 
 def test_second_audit_all_healthy_quorum_met(demo):
-    _, plan, summary = demo
+    dummy, plan, summary = demo
     after = _load(summary["after"])
     assert [h["name"] for h in after["hosts"] if h["diagnosis"] != "healthy"] == []
     assert after["summary"]["healthy"] == len(plan["nodes"])
@@ -108,7 +108,7 @@ def _main_pid(node):
 
 def test_quorum_guard_refuses_then_proceeds(demo):
     """A voter whose settings changed is restarted only while the other live voters are a quorum."""
-    _, plan, summary = demo
+    dummy, plan, summary = demo
     assert summary["ok"] is True
     vm_voters = [n["name"] for n in plan["nodes"] if n["voter"] and n["kind"] == "vm"]
     assert len(vm_voters) >= 2 and len(plan["voters"]) == 3

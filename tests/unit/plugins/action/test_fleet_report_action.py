@@ -49,8 +49,8 @@ def host(provider, voter, fake=None):
 HOSTS = {
     "vast-1": host("vast", True, node_audit("healthy", pid=4242)),
     "vast-2": host("vast", True, {"unreachable": True, "changed": False, "msg": SSH_ERROR}),
-    "nebius-1": host("nebius", True, node_audit("crashed", missing_module="psutil",
-                                                 last_error="ModuleNotFoundError: No module named 'psutil'")),
+    "nebius-1": host("nebius", True, node_audit(
+        "crashed", missing_module="psutil", last_error="ModuleNotFoundError: No module named 'psutil'")),
     "runpod-1": host("runpod", False, node_audit("busy", pid=77)),
     # Never got an audit result at all (dropped out of the play before the audit).
     "runpod-2": host("runpod", False),
@@ -80,7 +80,7 @@ def ansible_playbook(tmp_path, inventory, playbook, *extra, **env_extra):
     env.setdefault("RINGRIFT_REPORT_DIR", str(tmp_path / "dry-run-reports"))
     env.update(env_extra)
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook] + list(extra)
-    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
                           universal_newlines=True, timeout=300)
 
 
@@ -329,6 +329,6 @@ def test_callback_records_unreachable_audit_in_check_mode(tmp_path):
 
 
 def test_callback_writes_nothing_without_check(tmp_path):
-    _, marker_dir, reports = callback_run(tmp_path)
+    dummy, marker_dir, reports = callback_run(tmp_path)
     assert sorted(os.listdir(str(marker_dir))) == ["marker-nebius-1.txt", "marker-vast-1.txt"]
     assert glob.glob(str(reports / "dry-run-*")) == []

@@ -321,8 +321,8 @@ def test_host_record_long_message_is_cut():
 def test_host_record_defaults_from_facts():
     r = fr.host_record("h", {}, {"diagnosis": "never_started"})
     assert (r["provider"], r["voter"], r["port"], r["gpu_expected"], r["service_manager"]) == ("unknown", False, 8770, None, None)
-    r = fr.host_record("h", {"ringrift_p2p_port": 9001, "ringrift_gpu_count": 2}, {"diagnosis": "never_started",
-                                                                                 "service_manager": "systemd"})
+    r = fr.host_record("h", {"ringrift_p2p_port": 9001, "ringrift_gpu_count": 2},
+                       {"diagnosis": "never_started", "service_manager": "systemd"})
     assert (r["port"], r["gpu_expected"], r["service_manager"]) == (9001, "2x GPU", "systemd")
     r = fr.host_record("h", {"ringrift_p2p_port": 9001}, {"diagnosis": "healthy", "port": 8771})
     assert r["port"] == 8771
@@ -655,5 +655,5 @@ def test_write_report_dry_run_and_custom_prefix(tmp_path):
     assert os.path.basename(md_path) == "dry-run-20260102T030405Z.md"
     with open(json_path) as f:
         assert json.load(f)["dry_run"]["audited"] == ["a"]
-    json_path, _ = fr.write_report(report, str(tmp_path), prefix="nightly")
+    json_path, dummy = fr.write_report(report, str(tmp_path), prefix="nightly")
     assert os.path.basename(json_path) == "nightly-20260102T030405Z.json"

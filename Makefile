@@ -15,7 +15,7 @@ NODES     ?= 10
 
 help:
 	@echo "make demo      simulated fleet: seed the real outage, audit, repair, audit again (NODES=$(NODES))"
-	@echo "make test      everything below: lint sanity unit molecule e2e"
+	@echo "make test      everything below: lint sanity unit build molecule e2e"
 	@echo "make venv      pinned toolchain in $(VENV)"
 	@echo "make images    Docker engine + local test images (ringrift/vm, ringrift/container)"
 	@echo "make lint      ansible-lint (production profile) + yamllint"
@@ -63,7 +63,7 @@ molecule: venv images
 e2e: venv images
 	pytest $(PYTEST_ARGS) tests/e2e
 
-test: lint sanity unit molecule e2e
+test: lint sanity unit build molecule e2e
 
 demo: venv images
 	$(PY) tools/demo.py up $(NODES)
@@ -77,8 +77,12 @@ bench: venv images
 build: venv
 	rm -rf build/dist build/install
 	ansible-galaxy collection build --force --output-path build/dist .
-	ansible-galaxy collection install -p build/install build/dist/ringrift-cluster-*.tar.gz
-	ANSIBLE_COLLECTIONS_PATH=$(abspath build/install) ansible-doc ringrift.cluster.p2p_listener >/dev/null
+	# The installed copy alone must resolve: no repo ansible.cfg, no checkout symlink.
+	cd build && env -u ANSIBLE_CONFIG ansible-galaxy collection install --force -p install dist/ringrift-cluster-*.tar.gz
+	cd build && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(abspath build/install) \
+	  ansible-doc ringrift.cluster.p2p_listener | grep -q 'p2p_listener'
+	cd build && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(abspath build/install) \
+	  ansible-playbook -i localhost, --syntax-check ringrift.cluster.site ringrift.cluster.audit
 	@echo "installed and resolvable: build/install/ansible_collections/ringrift/cluster"
 
 clean:

@@ -17,25 +17,17 @@ import datetime
 import json
 import os
 
+from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
+
 SCHEMA_VERSION = 1
 
-# Every diagnosis a host record may carry, in the order the report lists them.
-DIAGNOSES = (
-    "healthy",
-    "busy",
-    "not_listening",
-    "never_started",
-    "crashed",
-    "wrong_owner",
-    "unmanaged",
-    "owner_unknown",
-    "health_failed",
-    "unreachable",
-)
+# Every diagnosis a host record may carry: the listener's own, plus the one only
+# the controller can make (the node did not answer at all).
+DIAGNOSES = p2p_proc.DIAGNOSES + ("unreachable",)
 
 # The daemon answers in both: `busy` is the real daemon's `healthy: false`
 # ("too busy for new jobs"), which is alive and counts for quorum.
-ALIVE = frozenset(("healthy", "busy"))
+ALIVE = frozenset(p2p_proc.ALIVE_DIAGNOSES)
 
 _ROOT_CAUSE_TEXT = {
     "crashed": "Daemon crash-loops (last error in its log)",

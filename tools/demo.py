@@ -119,7 +119,13 @@ def plan(size):
 
 
 def checkout_path(node):
+    """The checkout as distributed_hosts.yaml writes it (RunPod keeps it on /workspace)."""
     return "/workspace/ringrift/ai-service" if node["provider"] == "runpod" else "~/ringrift/ai-service"
+
+
+def checkout_on_node(node):
+    """The same path on the node, where the demo's user (root) has its home in /root."""
+    return checkout_path(node).replace("~", "/root", 1)
 
 
 def placeholder_ssh_host(node):
@@ -195,7 +201,7 @@ def start_containers(nodes):
         name = PREFIX + node["name"]
         if node["kind"] == "vm":
             docker_exec(name, "systemctl is-system-running --wait >/dev/null || true")
-        home = "/workspace/ringrift" if node["provider"] == "runpod" else "/root/ringrift"
+        home = os.path.dirname(checkout_on_node(node))
         # A real node arrives with the service checkout already there.
         docker_exec(name, "mkdir -p %s" % home)
         run(["docker", "cp", CHECKOUT_FIXTURE, "%s:%s/ai-service" % (name, home)], capture=True)
@@ -224,7 +230,7 @@ def seed_faults(source, nodes):
     log("converged %d nodes that start healthy or will crash (%.0f s)" % (len(converged), took))
     for node in nodes:
         name = PREFIX + node["name"]
-        venv = "%s/venv" % checkout_path(node).replace("~", "/root")
+        venv = "%s/venv" % checkout_on_node(node)
         if node["fault"] in ("crash_psutil", "crash_yaml"):
             package = "psutil" if node["fault"] == "crash_psutil" else "PyYAML"
             # A dependency vanishes (an image rebuild without it): the next start crash-loops.

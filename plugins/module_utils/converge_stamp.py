@@ -1,0 +1,381 @@
+# -*- coding: utf-8 -*-
+# Copyright: RingRift maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The converge stamp: what a successful site.yml converge left on a node, and a re-check of it.
+
+Stdlib only, Python 3.8+. A full converge runs about 65 module calls per node even when
+nothing changes. After one that succeeded, ``site.yml`` writes a stamp on the node:
+
+* the controller's fingerprint of every input of the roles (variables, token, collection code);
+* checksum, mode and owner of every file the roles manage;
+* the daemon's interpreter and the modules it must import;
+* the exact ``p2p_listener`` check that passed (which names the unit/program and its manager);
+* the GPU check that passed, if the node has GPUs.
+
+The next run re-checks all of it in one module call (:func:`verify`). Only when every part
+still holds is the node left alone; any difference (settings, a file edited by hand, a
+package gone, the daemon down, the unit disabled, a GPU missing) sends the node through
+the full converge. The stamp is a record of what was verified, not a promise: every part
+except the fingerprint is checked against the live node on each run.
+
+Public API (used by the ``converge_stamp`` and ``converge_stamp_info`` modules):
+
+* :func:`file_record` - checksum, mode and owner of one file
+* :func:`build_stamp` - the stamp dict from what the roles report
+* :func:`write_stamp` - write it atomically, only when it differs
+* :func:`read_stamp` - load and validate a stamp file
+* :func:`verify` - re-check a stamp against the node
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import errno
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+
+from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc
+
+FORMAT = 1
+DEFAULT_PATH = "/var/lib/ringrift/converge-stamp.json"
+# The listener check names the unit/program and its (resolved) manager.
+SERVICE_MANAGERS = ("systemd", "supervisor", "none")
+# Keys of a stamp that describe the node; converged_at is only when it was last written.
+CONTENT_KEYS = ("format", "fingerprint", "files", "python", "listener", "gpu")
+LISTENER_KEYS = ("port", "bind_address", "node_id", "cmdline_regex", "check_port_in_cmdline",
+                 "health_path", "health_timeout", "service_name", "service_manager", "log_path")
+GPU_KEYS = ("executable", "expected_count", "expected_model", "timeout", "check_torch", "python", "fail_on_mismatch")
+_IMPORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+# Imports every module named in argv[1] (JSON list) and prints the ones that failed.
+IMPORT_PROBE = (
+    "import importlib, json, sys\n"
+    "missing = {}\n"
+    "for name in json.loads(sys.argv[1]):\n"
+    "    try:\n"
+    "        importlib.import_module(name)\n"
+    "    except Exception as exc:\n"
+    "        missing[name] = '%s: %s' % (type(exc).__name__, exc)\n"
+    "print(json.dumps({'missing': missing}))\n"
+)
+
+
+class StampError(ValueError):
+    """A stamp that cannot be built or read; the message names the field."""
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path):
+    """``{"exists", "sha256", "mode", "uid", "gid"}`` of a file; a missing one is ``{"exists": False}``.
+
+    Something that is not a regular file, or a file that cannot be read, is ``{"exists": True,
+    "error": why}``: never equal to a record of a readable file, and refused by :func:`build_stamp`.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return {"exists": False}
+        return {"exists": True, "error": "cannot stat: %s" % exc.strerror}
+    if not stat.S_ISREG(info.st_mode):
+        return {"exists": True, "error": "not a regular file"}
+    try:
+        digest = _sha256(path)
+    except (IOError, OSError) as exc:
+        return {"exists": True, "error": "cannot read: %s" % exc.strerror}
+    return {
+        "exists": True,
+        "sha256": digest,
+        "mode": "%04o" % (info.st_mode & 0o7777),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+    }
+
+
+def _require(condition, message):
+    if not condition:
+        raise StampError(message)
+
+
+def build_stamp(fingerprint, files, python, imports, listener, gpu=None, file_reader=file_record):
+    """The stamp content (without ``converged_at``) from what the roles report.
+
+    :arg fingerprint: the controller's fingerprint of the roles' inputs (``converge_fingerprint`` filter).
+    :arg files: absolute paths of the files the roles manage; each is read now.
+    :arg python: the daemon's interpreter (absolute path).
+    :arg imports: module names the daemon imports.
+    :arg listener: the ``p2p_listener`` options of the check that passed (keys of ``LISTENER_KEYS``),
+        with ``service_manager`` resolved (systemd, supervisor or none, not auto).
+    :arg gpu: the ``nvidia_gpu_info`` options of the GPU check that passed, or None (no GPU check).
+    """
+    _require(isinstance(fingerprint, str) and fingerprint, "fingerprint must be a non-empty string")
+    _require(isinstance(files, (list, tuple)), "files must be a list of absolute paths")
+    for path in files:
+        _require(isinstance(path, str) and os.path.isabs(path), "files: %r is not an absolute path" % (path,))
+    _require(isinstance(python, str) and os.path.isabs(python), "python: %r is not an absolute path" % (python,))
+    _require(isinstance(imports, (list, tuple)), "imports must be a list of module names")
+    for name in imports:
+        _require(isinstance(name, str) and _IMPORT_NAME_RE.match(name), "imports: %r is not a module name" % (name,))
+    _require(isinstance(listener, dict), "listener must be a dict of p2p_listener options")
+    unknown = sorted(set(listener) - set(LISTENER_KEYS))
+    _require(not unknown, "listener: unknown option(s) %s" % ", ".join(unknown))
+    _require(listener.get("port") is not None, "listener.port is required")
+    _require(listener.get("service_manager") in SERVICE_MANAGERS, "listener.service_manager must be one of %s (resolved), got %r" % (
+        ", ".join(SERVICE_MANAGERS), listener.get("service_manager")))
+    _require(isinstance(listener.get("service_name"), str) and listener.get("service_name"),
+             "listener.service_name must be a unit or program name")
+    try:
+        # The same validation p2p_listener applies, so a stamp never holds a check that cannot run.
+        p2p_proc._validate(dict(listener))  # pylint: disable=protected-access
+    except ValueError as exc:
+        raise StampError("listener: %s" % exc)
+    if gpu is not None:
+        _require(isinstance(gpu, dict), "gpu must be a dict of nvidia_gpu_info options or null")
+        unknown = sorted(set(gpu) - set(GPU_KEYS))
+        _require(not unknown, "gpu: unknown option(s) %s" % ", ".join(unknown))
+        _require(isinstance(gpu.get("executable"), str) and gpu.get("executable"), "gpu.executable is required")
+    records = dict((path, file_reader(path)) for path in sorted(set(files)))
+    for path, record in records.items():
+        _require("error" not in record, "files: %s %s" % (path, record.get("error")))
+    return {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "files": records,
+        "python": {"interpreter": python, "imports": sorted(set(imports))},
+        "listener": dict((key, listener[key]) for key in LISTENER_KEYS if listener.get(key) is not None),
+        "gpu": None if gpu is None else dict((key, gpu[key]) for key in GPU_KEYS if gpu.get(key) is not None),
+    }
+
+
+def content(stamp):
+    """The part of a stamp that describes the node (everything but when it was written)."""
+    return dict((key, stamp.get(key)) for key in CONTENT_KEYS)
+
+
+def _absolute(path):
+    _require(isinstance(path, str) and os.path.isabs(path), "the stamp path must be absolute, got %r" % (path,))
+
+
+def read_stamp(path):
+    """The stamp at ``path``; None when there is none. Raises StampError when it is unreadable."""
+    _absolute(path)
+    try:
+        with open(path, "r") as handle:
+            data = json.load(handle)
+    except (IOError, OSError) as exc:
+        if getattr(exc, "errno", None) == 2:
+            return None
+        raise StampError("%s: cannot read: %s" % (path, exc))
+    except ValueError as exc:
+        raise StampError("%s: not JSON: %s" % (path, exc))
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise StampError("%s: not a format-%d converge stamp" % (path, FORMAT))
+    return data
+
+
+def write_stamp(path, stamp, now=None, check_mode=False):
+    """Write ``stamp`` (plus ``converged_at``) unless the file already holds the same content.
+
+    The file is replaced atomically and readable by root only (it names the node's files
+    and settings). Returns ``(changed, written)`` where ``written`` is the stamp now in effect.
+    """
+    _absolute(path)
+    try:
+        current = read_stamp(path)
+    except StampError:
+        current = None
+    if current is not None and content(current) == content(stamp):
+        if stat.S_IMODE(os.stat(path).st_mode) == 0o600:
+            return False, current
+        if not check_mode:
+            os.chmod(path, 0o600)
+        return True, current
+    written = dict(content(stamp))
+    written["converged_at"] = (now or datetime.datetime.utcnow()).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if check_mode:
+        return True, written
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    handle, temp = tempfile.mkstemp(prefix=".converge-stamp.", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(written, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.chmod(temp, 0o600)
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    return True, written
+
+
+# --------------------------------------------------------------------------- re-check
+
+def _check_files(stamp, file_reader):
+    reasons = []
+    for path, recorded in sorted((stamp.get("files") or {}).items()):
+        now = file_reader(path)
+        if now == recorded:
+            continue
+        if now.get("error"):
+            reasons.append("%s %s" % (path, now["error"]))
+        elif recorded.get("exists") and not now.get("exists"):
+            reasons.append("%s is gone" % path)
+        elif not recorded.get("exists"):
+            reasons.append("%s appeared" % path)
+        elif now.get("sha256") != recorded.get("sha256"):
+            reasons.append("%s changed since the last converge" % path)
+        else:
+            reasons.append("%s has mode %s owner %s:%s, converged as %s %s:%s" % (
+                path, now.get("mode"), now.get("uid"), now.get("gid"), recorded.get("mode"), recorded.get("uid"), recorded.get("gid")))
+    return reasons
+
+
+def _check_imports(stamp, runner):
+    python = (stamp.get("python") or {}).get("interpreter")
+    imports = (stamp.get("python") or {}).get("imports") or []
+    if not imports:
+        return []
+    if not python or not os.access(python, os.X_OK):
+        return ["the daemon's interpreter %s is missing" % python]
+    rc, out, err = runner([python, "-c", IMPORT_PROBE, json.dumps(imports)])
+    try:
+        missing = json.loads(out.strip().splitlines()[-1])["missing"] if rc == 0 else None
+    except (ValueError, IndexError, KeyError, TypeError):
+        missing = None
+    if missing is None:
+        return ["%s did not run the import check (rc=%s): %s" % (python, rc, (err or out or "").strip()[-200:])]
+    return ["%s cannot import %s (%s)" % (python, name, missing[name]) for name in sorted(missing)]
+
+
+def _check_service(stamp, runner):
+    listener = stamp.get("listener") or {}
+    if listener.get("service_manager") != "systemd":
+        # supervisor: autostart lives in the program file (a managed file); the listener
+        # check below asks supervisorctl for the program's PID.
+        return []
+    unit = "%s.service" % listener.get("service_name")
+    rc, out, err = runner(["systemctl", "show", unit, "-p", "UnitFileState", "-p", "NeedDaemonReload"])
+    props = dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
+    reasons = []
+    if rc != 0:
+        reasons.append("systemctl show %s failed (rc=%s): %s" % (unit, rc, (err or "").strip()[:200]))
+    else:
+        if props.get("UnitFileState") != "enabled":
+            reasons.append("%s is %s, not enabled (it would not start on boot)" % (unit, props.get("UnitFileState") or "unknown"))
+        if props.get("NeedDaemonReload") == "yes":
+            reasons.append("%s changed on disk and systemd has not reloaded it" % unit)
+    return reasons
+
+
+def _check_listener(stamp, runner, inspect):
+    options = dict(stamp.get("listener") or {})
+    options.update({"state": "listening", "timeout": 0, "fail_on_mismatch": False})
+    try:
+        result = inspect(options, runner=runner)
+    except ValueError as exc:
+        return ["the recorded listener check is invalid: %s" % exc], None
+    reasons = []
+    if not result.get("state_ok"):
+        reasons.append("the daemon is %s: %s" % (result.get("diagnosis"), result.get("msg")))
+    elif result.get("service_manager") not in (None, "none") and not result.get("managed_pid"):
+        # p2p_listener only warns when the manager cannot name its main PID; here that is not good enough.
+        reasons.append("%s could not confirm it runs %s (main PID unknown)" % (
+            result.get("service_manager"), options.get("service_name")))
+    return reasons, result
+
+
+def _check_gpu(stamp, gpu_runner):
+    gpu = stamp.get("gpu")
+    if not gpu:
+        return [], [], None
+    verdict = gpu_runner(gpu)
+    if verdict["diagnosis"] == "ok":
+        return [], [], verdict
+    text = "GPU check: %s: %s" % (verdict["diagnosis"], verdict["msg"])
+    if gpu.get("fail_on_mismatch", True):
+        return [text], [], verdict
+    # cuda_check_fail_on_mismatch: false converged with a warning; the fast path warns too.
+    return [], [text], verdict
+
+
+def gpu_check(runner, which):
+    """``gpu_runner`` for :func:`verify`: the nvidia_gpu_info check with the recorded options.
+
+    :arg runner: ``runner(argv, timeout) -> (rc, stdout, stderr, timed_out)``.
+    :arg which: ``which(executable) -> absolute path or None``.
+    """
+    def run(gpu):
+        smi = which(gpu["executable"])
+        if not smi:
+            return nvidia_smi.diagnose(False, False, [])
+        timeout = int(gpu.get("timeout") or 30)
+        rc, out, err, timed_out = runner([smi] + nvidia_smi.query_args(), timeout)
+        if timed_out:
+            return nvidia_smi.diagnose(True, False, [], driver_failure="nvidia-smi did not answer within %d s" % timeout)
+        failure, kind, first_line = nvidia_smi.classify_failure(rc, out, err)
+        if failure == "driver_unreachable":
+            return nvidia_smi.diagnose(True, False, [], driver_failure="%s (%s)" % (first_line, nvidia_smi.driver_failure_hint(kind)))
+        gpus, bad_lines = ([], []) if kind == "no_devices" else nvidia_smi.parse_query_csv(out)
+        torch = None
+        if gpus and gpu.get("check_torch"):
+            python = os.path.expanduser(gpu.get("python") or "python3")
+            t_rc, t_out, t_err, t_timed_out = runner([python, "-c", nvidia_smi.TORCH_PROBE], timeout)
+            torch = nvidia_smi.parse_torch_probe(t_rc, "" if t_timed_out else t_out,
+                                                 "timed out after %d s" % timeout if t_timed_out else t_err)
+        error = None
+        if rc != 0 and not gpus and kind != "no_devices":
+            error = "nvidia-smi --query-gpu failed (rc=%d): %s" % (rc, (err or out or "").strip()[:200])
+        return nvidia_smi.diagnose(True, True, gpus, gpu.get("expected_count"), gpu.get("expected_model"),
+                                   torch=torch, bad_lines=bad_lines, error=error)
+    return run
+
+
+def verify(path, fingerprint, runner, gpu_runner, inspect=p2p_proc.inspect, file_reader=file_record):
+    """Re-check the stamp at ``path`` against the node.
+
+    :arg fingerprint: the controller's fingerprint for this run.
+    :arg runner: ``runner(argv) -> (rc, stdout, stderr)``.
+    :arg gpu_runner: ``gpu_runner(gpu_options) -> nvidia_smi.diagnose()`` result (see :func:`gpu_check`).
+    :returns: dict with ``converged`` (bool), ``reasons`` (why not, each a sentence),
+        ``warnings``, ``converged_at``, ``listener`` (the p2p_listener result or None), ``gpu``.
+    """
+    result = {"converged": False, "reasons": [], "warnings": [], "converged_at": None,
+              "stamp_path": path, "listener": None, "gpu": None}
+    try:
+        stamp = read_stamp(path)
+    except StampError as exc:
+        result["reasons"].append("unreadable converge stamp: %s" % exc)
+        return result
+    if stamp is None:
+        result["reasons"].append("no converge stamp at %s (not converged by site.yml yet)" % path)
+        return result
+    result["converged_at"] = stamp.get("converged_at")
+    reasons = result["reasons"]
+    if stamp.get("fingerprint") != fingerprint:
+        reasons.append("settings or collection code changed since the last converge (%s)" % (stamp.get("converged_at") or "?"))
+    reasons.extend(_check_files(stamp, file_reader))
+    reasons.extend(_check_imports(stamp, runner))
+    reasons.extend(_check_service(stamp, runner))
+    listener_reasons, result["listener"] = _check_listener(stamp, runner, inspect)
+    reasons.extend(listener_reasons)
+    gpu_reasons, gpu_warnings, result["gpu"] = _check_gpu(stamp, gpu_runner)
+    reasons.extend(gpu_reasons)
+    result["warnings"].extend(gpu_warnings)
+    result["converged"] = not reasons
+    return result

@@ -8,6 +8,7 @@ Needs the Docker engine and the local images (`make images`); `make e2e` runs it
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -104,6 +105,59 @@ def _main_pid(node):
     out = subprocess.run(["docker", "exec", "rr-" + node, "systemctl", "show", "-p", "MainPID", "--value", "ringrift-p2p"],
                          text=True, capture_output=True, check=True).stdout
     return int(out.strip())
+
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def _changed(proc):
+    return dict((m.group(1), int(m.group(3))) for m in RECAP.finditer(proc.stdout) if m.group(1) != "localhost")
+
+
+def _node_sh(node, script):
+    return subprocess.run(["docker", "exec", "rr-" + node, "sh", "-c", script], text=True, capture_output=True, check=False)
+
+
+# Runs before the quorum-guard test, which changes a voter's unit on purpose.
+def test_rerun_on_healthy_fleet_takes_the_fast_path(demo):
+    """After the repair, every node's converge stamp holds: the roles are skipped, nothing changes."""
+    dummy, plan, summary = demo
+    assert summary["ok"] is True
+    rerun = _site([])
+    assert rerun.returncode == 0, rerun.stdout[-4000:]
+    assert _changed(rerun) == dict((n["name"], 0) for n in plan["nodes"]), rerun.stdout[-4000:]
+    count = len(plan["nodes"])
+    assert "All %d targeted hosts converged (%d unchanged since their last converge" % (count, count) in rerun.stdout
+    assert "converging:" not in rerun.stdout
+    # The converge plays had no host left: no role task ran.
+    assert "ringrift.cluster.python_deps :" not in rerun.stdout
+
+
+def test_drift_sends_only_the_drifted_nodes_through_the_roles(demo):
+    """A package removed by hand and a disabled unit: those two nodes converge in full, the rest stay on the fast path."""
+    dummy, plan, dummy2 = demo
+    container = next(n for n in plan["nodes"] if n["kind"] == "container")
+    vm = next(n for n in plan["nodes"] if n["kind"] == "vm")
+    venv_python = _node_sh(container["name"], "ls /root/ringrift/ai-service/venv/bin/python "
+                                              "/workspace/ringrift/ai-service/venv/bin/python 2>/dev/null").stdout.split()[0]
+    assert _node_sh(container["name"], "%s -m pip uninstall -q -y psutil" % venv_python).returncode == 0
+    assert _node_sh(vm["name"], "systemctl disable -q ringrift-p2p").returncode == 0
+
+    repair = _site([])
+    assert repair.returncode == 0, repair.stdout[-4000:]
+    assert "%s: converging: %s cannot import psutil" % (container["name"], venv_python) in repair.stdout, repair.stdout[-4000:]
+    assert "%s: converging: ringrift-p2p.service is disabled" % vm["name"] in repair.stdout, repair.stdout[-4000:]
+    changed = _changed(repair)
+    drifted = set([container["name"], vm["name"]])
+    assert all(changed[name] > 0 for name in drifted), changed
+    assert all(changed[name] == 0 for name in changed if name not in drifted), changed
+    # Repaired for real, not only re-stamped.
+    assert _node_sh(container["name"], "%s -c 'import psutil'" % venv_python).returncode == 0
+    assert _node_sh(vm["name"], "systemctl is-enabled ringrift-p2p").stdout.strip() == "enabled"
+
+    again = _site([])
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert set(_changed(again).values()) == set([0]) and "converging:" not in again.stdout, again.stdout[-4000:]
 
 
 def test_quorum_guard_refuses_then_proceeds(demo):

@@ -5,7 +5,10 @@ Every figure is a ratio to a baseline measured side by side in the same run,
 interleaved, several repetitions, median reported:
 
 - audit_vs_ping:  playbooks/audit.yml on N nodes / `ansible all -m ping` on the same nodes
-- rerun_vs_ping:  a second playbooks/site.yml on the already healthy fleet (must be changed=0) / ping
+- rerun_vs_ping:  a second playbooks/site.yml on the already healthy fleet (must be changed=0) / ping;
+                  every node takes the fast path (its converge stamp still holds)
+- full_rerun_vs_ping: the same with -e site_fast_path=false (every role on every node) / ping,
+                  for scale: what the fast path saves
 - inventory_vs_yaml: benchmarks/inventory_bench.py (10,000 hosts, plugin / builtin yaml plugin)
 
 for each fleet size (default 5 and 26 nodes). Results go to benchmarks/results.json.
@@ -30,6 +33,7 @@ import demo  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = os.path.join(REPO, ".venv", "bin")
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+UNCHANGED = re.compile(r"targeted hosts converged \((\d+) unchanged since their last converge")
 
 
 def timed(cmd, forks):
@@ -65,15 +69,21 @@ def measure(size, repeat, forks):
     ping = [BIN + "/ansible", "-i", source, "all", "-m", "ansible.builtin.ping"]
     audit = [BIN + "/ansible-playbook", "-i", source, os.path.join(REPO, "playbooks", "audit.yml")]
     rerun = [BIN + "/ansible-playbook", "-i", source, os.path.join(REPO, "playbooks", "site.yml")]
-    samples = {"ping": [], "audit": [], "rerun": []}
-    changed = []
+    full_rerun = rerun + ["-e", "site_fast_path=false"]
+    samples = {"ping": [], "audit": [], "rerun": [], "full_rerun": []}
+    changed = {"rerun": [], "full_rerun": []}
+    fast_path_nodes = []
     for _ in range(repeat):
-        # Interleaved so that a slow moment of the machine hits all three alike.
+        # Interleaved so that a slow moment of the machine hits all of them alike.
         samples["ping"].append(timed(ping, forks)[0])
         samples["audit"].append(timed(audit, forks)[0])
-        took, out = timed(rerun, forks)
-        samples["rerun"].append(took)
-        changed.append(sum(int(m.group(3)) for m in RECAP.finditer(out)))
+        for name, cmd in (("rerun", rerun), ("full_rerun", full_rerun)):
+            took, out = timed(cmd, forks)
+            samples[name].append(took)
+            changed[name].append(sum(int(m.group(3)) for m in RECAP.finditer(out)))
+            if name == "rerun":
+                match = UNCHANGED.search(out)
+                fast_path_nodes.append(int(match.group(1)) if match else 0)
     med = dict((k, statistics.median(v)) for k, v in samples.items())
     result = {
         "nodes": size,
@@ -84,10 +94,15 @@ def measure(size, repeat, forks):
         "median_seconds": dict((k, round(v, 3)) for k, v in med.items()),
         "audit_vs_ping": round(med["audit"] / med["ping"], 2),
         "rerun_vs_ping": round(med["rerun"] / med["ping"], 2),
-        "rerun_changed": changed,
+        "full_rerun_vs_ping": round(med["full_rerun"] / med["ping"], 2),
+        "rerun_changed": changed["rerun"],
+        "full_rerun_changed": changed["full_rerun"],
+        "rerun_fast_path_nodes": fast_path_nodes,
     }
-    demo.log("%d nodes: ping %.1fs, audit %.1fs (x%.2f), rerun %.1fs (x%.2f), rerun changed=%s" % (
-        size, med["ping"], med["audit"], result["audit_vs_ping"], med["rerun"], result["rerun_vs_ping"], changed))
+    demo.log("%d nodes: ping %.1fs, audit %.1fs (x%.2f), rerun %.1fs (x%.2f, %s on the fast path), "
+             "full rerun %.1fs (x%.2f), changed=%s/%s" % (
+                 size, med["ping"], med["audit"], result["audit_vs_ping"], med["rerun"], result["rerun_vs_ping"],
+                 fast_path_nodes, med["full_rerun"], result["full_rerun_vs_ping"], changed["rerun"], changed["full_rerun"]))
     return result
 
 
@@ -117,6 +132,7 @@ def main():
         "node_counts": sizes,
         "audit_vs_ping": largest["audit_vs_ping"],
         "rerun_vs_ping": largest["rerun_vs_ping"],
+        "full_rerun_vs_ping": largest["full_rerun_vs_ping"],
         "inventory_vs_yaml": inventory.get("ratio"),
         "fleets": fleets,
         "inventory": inventory,
@@ -125,11 +141,12 @@ def main():
     with open(args.output, "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
-    print("\nnodes  ping(s)  audit(s)  audit/ping  rerun(s)  rerun/ping  rerun changed")
+    print("\nnodes  ping(s)  audit(s)  audit/ping  rerun(s)  rerun/ping  full rerun(s)  full/ping  changed (rerun/full)")
     for fl in fleets:
         m = fl["median_seconds"]
-        print("%5d  %7.1f  %8.1f  %10.2f  %8.1f  %10.2f  %s" % (
-            fl["nodes"], m["ping"], m["audit"], fl["audit_vs_ping"], m["rerun"], fl["rerun_vs_ping"], fl["rerun_changed"]))
+        print("%5d  %7.1f  %8.1f  %10.2f  %8.1f  %10.2f  %13.1f  %9.2f  %s/%s" % (
+            fl["nodes"], m["ping"], m["audit"], fl["audit_vs_ping"], m["rerun"], fl["rerun_vs_ping"],
+            m["full_rerun"], fl["full_rerun_vs_ping"], fl["rerun_changed"], fl["full_rerun_changed"]))
     print("inventory (10,000 hosts) plugin/yaml: %s" % results["inventory_vs_yaml"])
     print("written to %s" % args.output)
 

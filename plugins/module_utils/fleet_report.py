@@ -149,6 +149,7 @@ def host_record(name, facts, result):
         "gpu": gpu.get("summary") if isinstance(gpu, dict) else None,
         "gpu_diagnosis": gpu.get("diagnosis") if isinstance(gpu, dict) else None,
         "health": result.get("health"),
+        "last_converged_at": result.get("last_converged_at"),
     }
     return record
 
@@ -304,8 +305,8 @@ def render_markdown(report):
         lines += [
             "## %s: %d of %d healthy (%.0f%%)" % (provider, p["healthy"], p["total"], 100.0 * p["rate"]),
             "",
-            "| node | GPU | daemon running | port %s | last error | status |" % _cell(by_provider[provider][0]["port"]),
-            "| --- | --- | --- | --- | --- | --- |",
+            "| node | GPU | daemon running | port %s | last error | last converge | status |" % _cell(by_provider[provider][0]["port"]),
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in by_provider[provider]:
             # Without an audit finding (SSH or the module failed) nothing is known about the daemon.
@@ -315,9 +316,11 @@ def render_markdown(report):
             else:
                 running = "no" if seen else "?"
             port = "listening" if r["listening"] else ("free" if seen else "?")
-            lines.append("| %s%s | %s | %s | %s | %s | %s |" % (
+            # No stamp on a node the audit reached: site.yml never converged it.
+            converged = r.get("last_converged_at") or ("never" if seen else "?")
+            lines.append("| %s%s | %s | %s | %s | %s | %s | %s |" % (
                 _cell(r["name"]), " (voter)" if r["voter"] else "", _cell(r.get("gpu") or r.get("gpu_expected")),
-                running, port, _cell(r.get("last_error")), _status_cell(r)))
+                running, port, _cell(r.get("last_error")), _cell(converged), _status_cell(r)))
         lines.append("")
     lines += [
         "## Voter quorum",

@@ -66,6 +66,10 @@ options:
     description: C(nvidia-smi) executable name or path.
     type: str
     default: nvidia-smi
+  stamp_path:
+    description: The converge stamp C(playbooks/site.yml) leaves after a successful converge (M(ringrift.cluster.converge_stamp)).
+    type: path
+    default: /var/lib/ringrift/converge-stamp.json
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -128,6 +132,13 @@ last_error:
   returned: always
   type: str
   sample: "ModuleNotFoundError: No module named 'psutil'"
+last_converged_at:
+  description:
+    - When C(playbooks/site.yml) last converged the node successfully (UTC, from its converge stamp).
+    - Null when the node has no stamp, that is it was never converged by C(site.yml) (since 0.2.0), or the stamp is unreadable.
+  returned: always
+  type: str
+  sample: "2026-11-29T05:02:11Z"
 health:
   description: The health check's answer (status, ok, json, error).
   returned: always
@@ -175,7 +186,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc
+from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi, p2p_proc
 
 
 def service_view(module, manager, name):
@@ -199,6 +210,16 @@ def service_view(module, manager, name):
             view["state"] = match.group(1)
             view["main_pid"] = int(match.group(2)) if match.group(2) else 0
     return view
+
+
+def last_converged_at(module, path):
+    """When site.yml last converged the node, from its converge stamp; None without one."""
+    try:
+        stamp = converge_stamp.read_stamp(path)
+    except converge_stamp.StampError as exc:
+        module.warn("converge stamp: %s" % exc)
+        return None
+    return stamp.get("converged_at") if stamp else None
 
 
 def gpu_view(module, executable, expected_count, expected_model):
@@ -238,6 +259,7 @@ def main():
             expected_gpu_count=dict(type="int"),
             expected_gpu_model=dict(type="str"),
             nvidia_smi=dict(type="str", default="nvidia-smi"),
+            stamp_path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
         ),
         supports_check_mode=True,
     )
@@ -271,6 +293,7 @@ def main():
     result["gpu"] = None
     if params["gpu"]:
         result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"])
+    result["last_converged_at"] = last_converged_at(module, params["stamp_path"])
     result["changed"] = False
     result["failed"] = False
     result["msg"] = "%s: %s" % (result.get("diagnosis"), result.get("msg") or "")

@@ -65,6 +65,8 @@ def test_first_audit_finds_each_seeded_fault(demo):
             # A command line naming p2p_orchestrator is not a running daemon.
             assert record["diagnosis"] == "never_started", record
             assert record["listening"] is False and record["alive"] is False, record
+        # Healthy and crashing nodes were converged once by site.yml; the others never were.
+        assert (record["last_converged_at"] is not None) == (fault in ("healthy", "crash_psutil", "crash_yaml")), record
 
 
 def test_first_audit_reports_quorum_lost(demo):
@@ -89,6 +91,7 @@ def test_second_audit_all_healthy_quorum_met(demo):
     after = _load(summary["after"])
     assert [h["name"] for h in after["hosts"] if h["diagnosis"] != "healthy"] == []
     assert after["summary"]["healthy"] == len(plan["nodes"])
+    assert [h["name"] for h in after["hosts"] if not h["last_converged_at"]] == []
     assert after["quorum"]["ok"] is True
     assert sorted(after["quorum"]["healthy_voters"]) == sorted(plan["voters"])
 

@@ -342,3 +342,26 @@ def test_invalid_stamp_arguments_fail_naming_the_field(tmp_path):
     assert rc != 0
     assert "python" in result["msg"] and "listener" in result["msg"]
     assert not os.path.exists(node.path)
+
+
+def test_node_audit_reports_when_the_node_last_converged(tmp_path, daemon):
+    proc, port = daemon
+    node = Node(tmp_path, port)
+    audit_args = {"port": port, "node_id": NODE_ID, "service_manager": "none", "stamp_path": node.path,
+                  "log_path": str(tmp_path / "p2p.log")}
+    rc, before = run_module(tmp_path, "ringrift.cluster.node_audit", audit_args)
+    assert rc == 0, before
+    assert before["diagnosis"] == "healthy" and before["last_converged_at"] is None
+
+    rc, written = node.write()
+    assert rc == 0, written
+    rc, after = run_module(tmp_path, "ringrift.cluster.node_audit", audit_args)
+    assert rc == 0, after
+    assert after["last_converged_at"] == written["stamp"]["converged_at"]
+
+    with open(node.path, "w") as handle:
+        handle.write("not json")
+    rc, broken = run_module(tmp_path, "ringrift.cluster.node_audit", audit_args)
+    assert rc == 0, broken
+    # An unreadable stamp is no evidence of a converge (the module warns and goes on).
+    assert broken["diagnosis"] == "healthy" and broken["last_converged_at"] is None

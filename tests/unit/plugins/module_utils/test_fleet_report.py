@@ -42,7 +42,10 @@ def facts(name, provider=None, voter=None, gpu_count=8, gpu_model="RTX 4090"):
     }
 
 
-def audit(diagnosis, pid=None, missing_module=None, last_error=None, manager="supervisor", state=None):
+CONVERGED_AT = "2026-11-29T05:02:11Z"
+
+
+def audit(diagnosis, pid=None, missing_module=None, last_error=None, manager="supervisor", state=None, converged_at=None):
     """A registered ringrift.cluster.node_audit result, as the module returns it."""
     alive = diagnosis in ("healthy", "busy")
     return {
@@ -61,6 +64,7 @@ def audit(diagnosis, pid=None, missing_module=None, last_error=None, manager="su
         "service": {"manager": manager, "installed": diagnosis != "never_started", "state": state,
                     "restarts": None, "main_pid": pid if alive else 0},
         "gpu": {"diagnosis": "ok", "summary": "8x NVIDIA GeForce RTX 4090, driver 550.54.15", "count": 8, "msg": None},
+        "last_converged_at": converged_at,
         "msg": "%s: ..." % diagnosis,
     }
 
@@ -73,10 +77,11 @@ def fleet_records():
             name = "%s-%d" % (provider, i)
             if name in HEALTHY:
                 pid += 1
-                result = audit("healthy", pid=pid, state="RUNNING")
+                result = audit("healthy", pid=pid, state="RUNNING", converged_at=CONVERGED_AT)
             elif name in CRASHED:
                 module = CRASHED[name]
-                result = audit("crashed", missing_module=module, state="BACKOFF",
+                # Converged once, then a package vanished.
+                result = audit("crashed", missing_module=module, state="BACKOFF", converged_at=CONVERGED_AT,
                                last_error="ModuleNotFoundError: No module named '%s'" % module)
             else:
                 result = audit("never_started", manager="none")
@@ -246,7 +251,7 @@ def test_decision_non_voter_is_allowed():
 # --------------------------------------------------------------------------- host_record
 
 def test_host_record_healthy_every_field():
-    r = fr.host_record("nebius-1", facts("nebius-1"), audit("healthy", pid=4242, state="RUNNING"))
+    r = fr.host_record("nebius-1", facts("nebius-1"), audit("healthy", pid=4242, state="RUNNING", converged_at=CONVERGED_AT))
     assert r == {
         "name": "nebius-1",
         "provider": "nebius",
@@ -265,6 +270,7 @@ def test_host_record_healthy_every_field():
         "gpu": "8x NVIDIA GeForce RTX 4090, driver 550.54.15",
         "gpu_diagnosis": "ok",
         "health": {"status": 200, "ok": True, "json": {"healthy": True}, "error": None},
+        "last_converged_at": CONVERGED_AT,
     }
 
 
@@ -508,14 +514,15 @@ def test_markdown_one_table_per_provider(report):
     assert len(tables) == 5
     assert [len(t) - 2 for t in tables] == [2, 4, 6, 10, 4]
     for t in tables:
-        assert t[0] == ["node", "GPU", "daemon running", "port 8770", "last error", "status"]
+        assert t[0] == ["node", "GPU", "daemon running", "port 8770", "last error", "last converge", "status"]
     rows = dict((r[0], r) for t in tables for r in t[2:])
     # PIDs are handed out in PROVIDERS order: vast-1, vast-2, runpod-1, runpod-2, nebius-1 -> 4005.
     assert rows["nebius-1 (voter)"][1:] == ["8x NVIDIA GeForce RTX 4090, driver 550.54.15", "yes (pid 4005)",
-                                            "listening", "-", "healthy"]
-    assert rows["vast-3"][2:] == ["no", "free", "ModuleNotFoundError: No module named 'psutil'",
+                                            "listening", "-", CONVERGED_AT, "healthy"]
+    assert rows["vast-3"][2:] == ["no", "free", "ModuleNotFoundError: No module named 'psutil'", CONVERGED_AT,
                                   "crashed (missing `psutil`)"]
-    assert rows["hetzner-1 (voter)"][-1] == "**never_started**"
+    # Reached, no stamp: site.yml never converged it.
+    assert rows["hetzner-1 (voter)"][-2:] == ["never", "**never_started**"]
 
 
 def test_markdown_quorum_section(report):
@@ -564,10 +571,10 @@ def test_markdown_pipes_and_newlines_in_errors_keep_the_table_shape():
     md = fr.render_markdown(fr.build_report(records, [], generated_at=GENERATED_AT))
     (table,) = table_rows(md, "| node | GPU |")
     assert len(table) == 5
-    assert all(len(row) == len(table[0]) == 6 for row in table)
+    assert all(len(row) == len(table[0]) == 7 for row in table)
     rows = dict((r[0], r) for r in table[2:])
     assert rows["vast-1"][4] == "ValueError: a \\| b \\|\\| c next line"
-    assert rows["vast-2"][2:] == ["?", "?", "ssh \\| exit 255", "**unreachable**"]
+    assert rows["vast-2"][2:] == ["?", "?", "ssh \\| exit 255", "?", "**unreachable**"]
     assert "vast\\|3" in rows
 
 
@@ -597,7 +604,7 @@ def test_markdown_failed_module_is_unknown_not_free():
     r = fr.host_record("a", {}, {"failed": True, "msg": "no python"})
     md = fr.render_markdown(fr.build_report([r], [], generated_at=GENERATED_AT))
     (table,) = table_rows(md, "| node | GPU |")
-    assert table[2][2:] == ["?", "?", "no python", "**unreachable**"]
+    assert table[2][2:] == ["?", "?", "no python", "?", "**unreachable**"]
 
 
 def test_markdown_dry_run():

@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 
 # Order matters: parse_query_csv maps columns by position.
@@ -437,3 +438,39 @@ def diagnose(present, driver_ok, gpus, expected_count=None, expected_model=None,
         if out['model_note']:
             out['msg'] += ' (%s)' % out['model_note']
     return out
+
+
+# --------------------------------------------------------------------------- running nvidia-smi on the node
+
+CONTAINER_DIRS = ['/usr/bin', '/usr/local/nvidia/bin']
+TIMEOUT_RCS = (124, 137)
+
+
+class Runner(object):
+    """run_command with an optional wall-clock limit through coreutils C(timeout).
+
+    A hung nvidia-smi means a GPU fell off the bus; the limit keeps the check bounded.
+    C(module) is the AnsibleModule (only C(get_bin_path) and C(run_command) are used).
+    """
+
+    def __init__(self, module, timeout):
+        self.module = module
+        self.timeout = timeout
+        self.timeout_bin = module.get_bin_path('timeout') if timeout and timeout > 0 else None
+
+    def run(self, argv):
+        """Return C((rc, stdout, stderr, timed_out))."""
+        if self.timeout_bin:
+            argv = [self.timeout_bin, '-k', '5', str(self.timeout)] + list(argv)
+        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
+        timed_out = bool(self.timeout_bin) and rc in TIMEOUT_RCS
+        return rc, out, err, timed_out
+
+
+def find_executable(module, executable):
+    """Absolute path of C(executable): a path as given, a bare name on PATH or in the container driver dirs."""
+    if os.sep in executable:
+        if os.path.isfile(executable) and os.access(executable, os.X_OK):
+            return executable
+        return None
+    return module.get_bin_path(executable, opt_dirs=CONTAINER_DIRS)

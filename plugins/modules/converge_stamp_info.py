@@ -100,14 +100,9 @@ gpu:
   sample: {diagnosis: ok, count: 8, count_matches: true, model_matches: true}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp
-
-GPU_DIRS = ["/usr/bin", "/usr/local/nvidia/bin"]
-TIMEOUT_RCS = (124, 137)
+from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi
 
 
 def main():
@@ -122,19 +117,11 @@ def main():
     def runner(argv):
         return module.run_command(argv)
 
-    timeout_bin = module.get_bin_path("timeout")
-
     def timed_runner(argv, timeout):
-        # A hung nvidia-smi means a GPU fell off the bus: bound it like nvidia_gpu_info does.
-        if timeout_bin:
-            argv = [timeout_bin, "-k", "5", str(timeout)] + list(argv)
-        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
-        return rc, out, err, bool(timeout_bin) and rc in TIMEOUT_RCS
+        return nvidia_smi.Runner(module, timeout).run(argv)
 
     def which(executable):
-        if "/" in executable:
-            return executable if os.path.isfile(executable) and os.access(executable, os.X_OK) else None
-        return module.get_bin_path(executable, opt_dirs=GPU_DIRS)
+        return nvidia_smi.find_executable(module, executable)
 
     result = converge_stamp.verify(module.params["path"], module.params["fingerprint"], runner,
                                    converge_stamp.gpu_check(timed_runner, which))

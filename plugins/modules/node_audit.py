@@ -224,7 +224,7 @@ def last_converged_at(module, path):
 
 def gpu_view(module, executable, expected_count, expected_model):
     """nvidia-smi summary: one query, parsed and classified like nvidia_gpu_info does."""
-    smi = module.get_bin_path(executable, opt_dirs=["/usr/bin", "/usr/local/nvidia/bin"])
+    smi = nvidia_smi.find_executable(module, executable)
     if not smi:
         verdict = nvidia_smi.diagnose(False, False, [])
         return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": 0, "summary": "no nvidia-smi"}

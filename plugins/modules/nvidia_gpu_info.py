@@ -257,48 +257,20 @@ msg:
   sample: 8 x NVIDIA GeForce RTX 4090
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ringrift.cluster.plugins.module_utils.nvidia_smi import (
     TORCH_PROBE,
+    Runner,
     classify_failure,
     diagnose,
     driver_failure_hint,
+    find_executable,
     parse_header_versions,
     parse_q_versions,
     parse_query_csv,
     parse_torch_probe,
     query_args,
 )
-
-CONTAINER_DIRS = ['/usr/bin', '/usr/local/nvidia/bin']
-TIMEOUT_RCS = (124, 137)
-
-
-class Runner(object):
-    """run_command with an optional wall-clock limit through coreutils C(timeout)."""
-
-    def __init__(self, module, timeout):
-        self.module = module
-        self.timeout = timeout
-        self.timeout_bin = module.get_bin_path('timeout') if timeout and timeout > 0 else None
-
-    def run(self, argv):
-        """Return C((rc, stdout, stderr, timed_out))."""
-        if self.timeout_bin:
-            argv = [self.timeout_bin, '-k', '5', str(self.timeout)] + list(argv)
-        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
-        timed_out = bool(self.timeout_bin) and rc in TIMEOUT_RCS
-        return rc, out, err, timed_out
-
-
-def find_executable(module, executable):
-    if os.sep in executable:
-        if os.path.isfile(executable) and os.access(executable, os.X_OK):
-            return executable
-        return None
-    return module.get_bin_path(executable, opt_dirs=CONTAINER_DIRS)
 
 
 def read_cuda_version(runner, smi):

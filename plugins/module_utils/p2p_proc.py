@@ -36,6 +36,7 @@ import pwd
 import re
 import shlex
 import socket
+import stat as stat_module
 import struct
 import subprocess
 import time
@@ -52,12 +53,19 @@ DEFAULT_LOG_TAIL_BYTES = 65536
 LOG_EXCERPT_LINES = 20
 HEALTH_BODY_LIMIT = 65536
 POLL_INTERVAL = 0.5
+# A started daemon may take this long to listen (the real one: 12 s with --advertise-host,
+# about 100 s without it, longer on a busy machine) before "not listening" means broken.
+DEFAULT_START_GRACE = 180
+# The unit and the supervisor program write this line (and a UTC time) into the log just
+# before each start of the daemon: the log diagnosis reads only what the current run wrote.
+START_MARKER = "==> ringrift.cluster: daemon start"
 
 TCP_LISTEN = "0A"
 
 DIAGNOSES = (
     "healthy",
     "busy",
+    "starting",
     "not_listening",
     "never_started",
     "crashed",
@@ -78,6 +86,9 @@ _NODE_ID_RE = re.compile(r"Could not auto-detect node-id", re.IGNORECASE)
 _ADDR_IN_USE_RE = re.compile(r"Address already in use", re.IGNORECASE)
 _BULLET_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*([A-Za-z_][\w.\-]*)")
 _NAME_TOKEN_RE = re.compile(r"[A-Za-z_][\w.\-]*")
+# CSI / OSC / two-character terminal escape sequences (colour codes in daemon logs).
+_ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_MARKER_TIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z")
 _DEPS_STOPWORDS = frozenset(("pip", "install", "please", "run", "and", "missing", "modules", "module", "packages", "package", "r", "requirements.txt"))
 
 
@@ -540,18 +551,79 @@ def managed_main_pid(manager, service_name=DEFAULT_SERVICE_NAME, runner=None, pr
 
 # --------------------------------------------------------------------------- logs
 
+def strip_escapes(text):
+    """``text`` without terminal escape sequences and other control characters but tab."""
+    text = _ESCAPE_RE.sub("", text)
+    return "".join(ch for ch in text if ch == "\t" or ord(ch) >= 32 and ord(ch) != 127)
+
+
 def _tail_lines(path, tail_bytes):
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
+    """The last ``tail_bytes`` of a regular file as lines, escape sequences stripped.
+
+    Only a regular file is read (a FIFO would block, ``/dev/zero`` never ends): the file is
+    opened non-blocking and checked with ``fstat`` on the open descriptor, so a path swapped
+    after the check is refused too; at most ``tail_bytes`` are read whatever the file claims.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise IOError(errno.EINVAL, "not a regular file")
+        size = info.st_size
         start = max(0, size - int(tail_bytes))
-        handle.seek(start)
-        data = handle.read()
-    text = data.decode("utf-8", "replace")
-    lines = text.splitlines()
+        os.lseek(fd, start, os.SEEK_SET)
+        chunks = []
+        remaining = int(tail_bytes)
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    lines = [strip_escapes(line) for line in text.splitlines()]
     if start > 0 and lines:
         lines = lines[1:]  # first line is cut
     return lines, size
+
+
+def _marker_epoch(line):
+    found = _MARKER_TIME_RE.search(line[line.index(START_MARKER) + len(START_MARKER):])
+    if not found:
+        return None
+    try:
+        moment = datetime.datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return (moment - datetime.datetime(1970, 1, 1)).total_seconds()
+
+
+def split_runs(lines):
+    """The log cut into runs of the daemon at the start markers, oldest first.
+
+    Each run is ``{lines, started_epoch}``; lines before the first marker (a log written
+    before the collection managed the daemon, or cut by the tail) form a run of their own
+    with ``started_epoch`` ``None``.
+    """
+    runs = [{"lines": [], "started_epoch": None, "marked": False}]
+    for line in lines:
+        if START_MARKER in line:
+            runs.append({"lines": [], "started_epoch": _marker_epoch(line), "marked": True})
+        else:
+            runs[-1]["lines"].append(line)
+    if len(runs) > 1 and not runs[0]["lines"]:
+        runs.pop(0)
+    return runs
+
+
+def _ends_with_error(lines, events):
+    """Whether the run's output stops at its last error (a fatal traceback is the last thing a dying Python prints)."""
+    if not events:
+        return False
+    tail = [line for line in lines[events[-1]["line"] + 1:] if line.strip()]
+    return not tail
 
 
 def _deps_from_fatal(lines, index):
@@ -630,52 +702,90 @@ def _classify_error(index, text):
     return {"line": index, "kind": "exception", "text": text, "modules": []}
 
 
-def diagnose_log(path, tail_bytes=DEFAULT_LOG_TAIL_BYTES, excerpt_lines=LOG_EXCERPT_LINES):
-    """Read the end of a daemon log and find the most recent error.
+def checkout_module(name, service_dir):
+    """Whether the top-level package of module ``name`` is part of the daemon's own checkout."""
+    if not name or not service_dir:
+        return False
+    top = name.split(".", 1)[0]
+    return os.path.isdir(os.path.join(service_dir, top)) or os.path.isfile(os.path.join(service_dir, top + ".py"))
 
-    Recognised: the final exception line of a Python traceback (``ModuleNotFoundError: No
-    module named 'psutil'`` gives ``missing_module='psutil'``), the real daemon's
-    ``FATAL: Missing critical dependencies`` (module names on the same line or as bullet
-    lines below), ``Could not auto-detect node-id`` and ``Address already in use``.
 
-    :returns: dict ``{path, exists, readable, size, error_kind, last_error, missing_module,
-        missing_modules, excerpt, read_error}``; ``excerpt`` is the last ``excerpt_lines``
-        lines; ``last_error`` the text of the newest error (``None`` if none);
-        ``missing_module`` the first missing module name (``None`` if none).
+def diagnose_log(path, tail_bytes=DEFAULT_LOG_TAIL_BYTES, excerpt_lines=LOG_EXCERPT_LINES, service_dir=None):
+    """Read the end of a daemon log and find the error of the daemon's most recent run.
+
+    The log is cut into runs at the start markers the unit and the supervisor program
+    write (:data:`START_MARKER`): only the newest run counts, so a traceback followed by a
+    later start is history, not the cause. Recognised: the final exception line of a Python
+    traceback (``ModuleNotFoundError: No module named 'psutil'`` gives
+    ``missing_module='psutil'``), the real daemon's ``FATAL: Missing critical dependencies``
+    (module names on the same line or as bullet lines below), ``Could not auto-detect
+    node-id`` and ``Address already in use``. A missing module that is part of the checkout
+    in ``service_dir`` (``scripts``, ``app``) is ``error_kind='checkout_import'``: the
+    daemon runs without ``PYTHONPATH``/working directory, no package is missing.
+
+    :returns: dict ``{path, exists, readable, size, runs, error_kind, last_error, missing_module,
+        missing_modules, excerpt, read_error, ends_with_error, run_started_epoch,
+        previous_run}``; ``excerpt`` is the newest run's last ``excerpt_lines`` lines; ``previous_run``
+        describes the run before (``{error_kind, last_error, ends_with_error, started_epoch}``)
+        or is ``None``.
     """
     result = {
         "path": path,
         "exists": False,
         "readable": False,
         "size": None,
+        "runs": 0,
         "error_kind": None,
         "last_error": None,
         "missing_module": None,
         "missing_modules": [],
         "excerpt": [],
         "read_error": None,
+        "ends_with_error": False,
+        "run_started_epoch": None,
+        "previous_run": None,
     }
     if not path:
         return result
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return result
     result["exists"] = True
     try:
         lines, size = _tail_lines(path, tail_bytes)
     except (IOError, OSError) as exc:
-        result["read_error"] = str(exc)
+        result["read_error"] = exc.strerror or str(exc)
         return result
     result["readable"] = True
     result["size"] = size
-    result["excerpt"] = lines[-excerpt_lines:] if excerpt_lines else []
+    runs = split_runs(lines)
+    result["runs"] = sum(1 for run in runs if run["marked"])
+    current = runs[-1]
+    result["excerpt"] = current["lines"][-excerpt_lines:] if excerpt_lines else []
+    result["run_started_epoch"] = current["started_epoch"]
+    summary = _run_errors(current["lines"], service_dir)
+    result.update(summary)
+    if len(runs) > 1:
+        previous = runs[-2]
+        prior = _run_errors(previous["lines"], service_dir)
+        result["previous_run"] = {"error_kind": prior["error_kind"], "last_error": prior["last_error"],
+                                  "missing_module": prior["missing_module"], "missing_modules": prior["missing_modules"],
+                                  "ends_with_error": prior["ends_with_error"], "started_epoch": previous["started_epoch"]}
+    return result
+
+
+def _run_errors(lines, service_dir):
+    found = {"error_kind": None, "last_error": None, "missing_module": None, "missing_modules": [], "ends_with_error": False}
     events = find_log_errors(lines)
     if events:
         last = events[-1]
-        result["error_kind"] = last["kind"]
-        result["last_error"] = last["text"]
-        result["missing_modules"] = list(last["modules"])
-        result["missing_module"] = last["modules"][0] if last["modules"] else None
-    return result
+        found["error_kind"] = last["kind"]
+        found["last_error"] = last["text"]
+        found["missing_modules"] = list(last["modules"])
+        found["missing_module"] = last["modules"][0] if last["modules"] else None
+        if last["kind"] == "missing_module" and checkout_module(found["missing_module"], service_dir):
+            found["error_kind"] = "checkout_import"
+        found["ends_with_error"] = _ends_with_error(lines, events)
+    return found
 
 
 # --------------------------------------------------------------------------- health
@@ -783,6 +893,8 @@ _PARAM_DEFAULTS = {
     "service_manager": "none",
     "log_path": None,
     "log_tail_bytes": DEFAULT_LOG_TAIL_BYTES,
+    "start_grace": DEFAULT_START_GRACE,
+    "service_dir": None,
     "timeout": 0,
     "state": "listening",
     "fail_on_mismatch": True,
@@ -850,6 +962,38 @@ def _owner_problem(info, params):
     return None
 
 
+def _describe_error(log):
+    if log["error_kind"] == "checkout_import":
+        return ("cannot import %s, which is part of the checkout: the daemon runs without PYTHONPATH / working "
+                "directory set to its service directory (%s)" % (log["missing_module"], log["last_error"]))
+    if log["missing_module"]:
+        return "missing module %s (%s)" % (", ".join(log["missing_modules"]), log["last_error"])
+    return log["last_error"]
+
+
+def _copy_log(result, log):
+    result["log_excerpt"] = log["excerpt"]
+    result["last_error"] = log["last_error"]
+    result["missing_module"] = log["missing_module"]
+    result["missing_modules"] = log["missing_modules"]
+    result["error_kind"] = log["error_kind"]
+
+
+def _restart_after_crash(log, age):
+    """Whether a young run is a crash loop's next attempt rather than a start in progress.
+
+    The previous run ended with its error; a run that has not yet lived as long as that
+    one did (start marker to start marker) has not shown that it gets further.
+    """
+    previous = log.get("previous_run")
+    if not previous or not previous["ends_with_error"]:
+        return False
+    started, before = log.get("run_started_epoch"), previous.get("started_epoch")
+    if started is None or before is None or age is None:
+        return True
+    return age < (started - before) + 2
+
+
 def _not_listening(result, params):
     port = params["port"]
     log_path = params.get("log_path")
@@ -857,26 +1001,39 @@ def _not_listening(result, params):
     why = "nothing listens on port %s" % port
     if params.get("bind_address"):
         why += " at %s" % params["bind_address"]
-    if log_path:
-        log = diagnose_log(log_path, params["log_tail_bytes"])
-        result["log_excerpt"] = log["excerpt"]
-        result["last_error"] = log["last_error"]
-        result["missing_module"] = log["missing_module"]
-        result["missing_modules"] = log["missing_modules"]
-        result["error_kind"] = log["error_kind"]
+    main_pid = result.get("managed_pid")
+    main = process_info(main_pid, params["proc_root"]) if main_pid else None
+    age = main["uptime_seconds"] if main else None
+    young = main is not None and age is not None and age < params["start_grace"]
+    log = diagnose_log(log_path, params["log_tail_bytes"], service_dir=params.get("service_dir")) if log_path else None
+    if log is not None:
+        _copy_log(result, log)
+    if young and log is not None and log["last_error"] and log["ends_with_error"]:
+        diagnosis = "crashed"
+        why += "; the current run (pid %s, %ss old) is dying: %s" % (main_pid, age, _describe_error(log))
+    elif young and log is not None and _restart_after_crash(log, age):
+        diagnosis = "crashed"
+        previous = log["previous_run"]
+        for key in ("error_kind", "last_error", "missing_module", "missing_modules"):
+            result[key] = previous[key]
+        why += "; crash loop: %s restarted it %ss ago after the previous run died: %s" % (
+            result["service_manager"], age, _describe_error(previous))
+    elif young:
+        diagnosis = "starting"
+        why = "%s main PID %s started %ss ago and does not listen on port %s yet (start grace %ss)" % (
+            result["service_manager"], main_pid, age, port, params["start_grace"])
+    elif log is not None:
         if not log["exists"]:
             diagnosis = "never_started"
             why += "; no log file %s (never started)" % log_path
         elif log["last_error"]:
             diagnosis = "crashed"
-            if log["missing_module"]:
-                why += "; crashed: missing module %s (%s)" % (", ".join(log["missing_modules"]), log["last_error"])
-            else:
-                why += "; crashed: %s" % log["last_error"]
+            why += "; crashed: %s" % _describe_error(log)
         elif log["read_error"]:
             why += "; cannot read log %s: %s" % (log_path, log["read_error"])
-    if result.get("managed_pid"):
-        why += "; %s main PID %s is running but does not listen" % (result["service_manager"], result["managed_pid"])
+    if main_pid and diagnosis != "starting":
+        if main is not None:
+            why += "; %s main PID %s is running but does not listen" % (result["service_manager"], main_pid)
     result["diagnosis"] = diagnosis
     return why
 
@@ -995,6 +1152,7 @@ def _validate(params):
     merged["timeout"] = max(0.0, float(merged["timeout"]))
     merged["health_timeout"] = float(merged["health_timeout"])
     merged["log_tail_bytes"] = max(1, int(merged["log_tail_bytes"]))
+    merged["start_grace"] = max(0.0, float(merged["start_grace"]))
     return merged
 
 

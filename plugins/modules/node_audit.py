@@ -52,6 +52,21 @@ options:
     description: The daemon's log file, read for the last error.
     type: path
     default: /var/log/ringrift/p2p.log
+  start_grace:
+    description:
+      - Seconds a daemon started by its service manager may take to listen. While the manager's main PID is
+        younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
+        V(starting) rather than V(not_listening) or V(crashed).
+      - A young run that follows a run which died with an error, and has not yet lived as long as that one,
+        is a crash loop: V(crashed).
+    type: float
+    default: 180
+  service_dir:
+    description:
+      - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
+        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import): the daemon was started
+        without C(PYTHONPATH), no package is missing.
+    type: path
   gpu:
     description: Whether the node has an NVIDIA GPU to summarize (the inventory's C(ringrift_nvidia_gpu)).
     type: bool
@@ -255,6 +270,8 @@ def main():
             service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
             service_manager=dict(type="str", default="auto", choices=list(p2p_proc.SERVICE_MANAGERS)),
             log_path=dict(type="path", default="/var/log/ringrift/p2p.log"),
+            start_grace=dict(type="float", default=180),
+            service_dir=dict(type="path"),
             gpu=dict(type="bool", default=False),
             expected_gpu_count=dict(type="int"),
             expected_gpu_model=dict(type="str"),
@@ -281,6 +298,8 @@ def main():
             "service_name": params["service_name"],
             "service_manager": manager,
             "log_path": params["log_path"],
+            "start_grace": params["start_grace"],
+            "service_dir": params["service_dir"],
             "state": "listening",
             "fail_on_mismatch": False,
         }, runner=runner)

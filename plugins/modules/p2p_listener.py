@@ -97,6 +97,21 @@ options:
     description: How many bytes from the end of O(log_path) are read.
     type: int
     default: 65536
+  start_grace:
+    description:
+      - Seconds a daemon started by its service manager may take to listen. While the manager's main PID is
+        younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
+        V(starting) rather than V(not_listening) or V(crashed).
+      - A young run that follows a run which died with an error, and has not yet lived as long as that one,
+        is a crash loop: V(crashed).
+    type: float
+    default: 180
+  service_dir:
+    description:
+      - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
+        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import): the daemon was started
+        without C(PYTHONPATH), no package is missing.
+    type: path
   timeout:
     description:
       - Seconds to keep polling (every 0.5 s) until the asked O(state) holds. V(0) checks once.
@@ -319,9 +334,12 @@ diagnosis:
   description:
     - V(healthy) the expected daemon holds the port (and answers when O(health_path) is set).
     - V(busy) it answers 2xx with C(healthy=false).
+    - V(starting) the service manager's main PID is younger than O(start_grace), does not listen yet and its current
+      run logged no fatal error.
     - V(not_listening) nothing listens.
     - V(never_started) nothing listens and O(log_path) does not exist.
-    - V(crashed) nothing listens and the log tail shows an error (see RV(last_error)).
+    - V(crashed) nothing listens and the current run's log (after the last start marker) shows an error
+      (see RV(last_error)), or a young run follows a run that died with an error (crash loop).
     - V(wrong_owner) another program (or the daemon with another node id or port) holds the port.
     - V(owner_unknown) the socket exists but no readable C(/proc/<pid>/fd) links to it.
     - V(unmanaged) the daemon holds the port but is not the service manager's main PID or its child.
@@ -330,7 +348,11 @@ diagnosis:
   type: str
   sample: healthy
 error_kind:
-  description: Kind of RV(last_error) (C(missing_module), C(missing_dependencies), C(node_id_missing), C(address_in_use), C(exception)).
+  description:
+    - Kind of RV(last_error) (C(missing_module), C(checkout_import), C(missing_dependencies), C(node_id_missing),
+      C(address_in_use), C(exception)).
+    - V(checkout_import) is a missing module that is part of the checkout in O(service_dir): fix C(PYTHONPATH),
+      not the packages.
   returned: always
   type: str
   sample: missing_module
@@ -390,6 +412,8 @@ def main():
             service_manager=dict(type="str", default="none", choices=["auto", "systemd", "supervisor", "none"]),
             log_path=dict(type="path"),
             log_tail_bytes=dict(type="int", default=65536),
+            start_grace=dict(type="float", default=180),
+            service_dir=dict(type="path"),
             timeout=dict(type="float", default=0),
             state=dict(type="str", default="listening", choices=["listening", "absent"]),
             fail_on_mismatch=dict(type="bool", default=True),

@@ -72,6 +72,8 @@ LEGACY = {
     "p2p_service_node_id_file": "ringrift_config_dir",
     "p2p_verify_health_path": "ringrift_p2p_health_path",
     "p2p_service_extra_args": "ringrift_p2p_extra_args",
+    "python_deps_create_venv": "ringrift_p2p_python (the interpreter to install into; outside a venv it is used as it is)",
+    "python_deps_import_names": "python_deps_module_distributions (module -> distribution)",
 }
 
 _OWN_HOSTS = ("localhost", "127.0.0.1", "::1")

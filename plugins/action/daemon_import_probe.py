@@ -53,6 +53,7 @@ class ActionModule(ActionBase):
         setting = args.pop("distributions_setting", None) or "python_deps_module_distributions"
         probe_args = dict((k, args[k]) for k in _PROBE_ARGS if k in args)
         added = []
+        added_modules = []
         probes = 0
         probe = {}
         while True:
@@ -61,7 +62,7 @@ class ActionModule(ActionBase):
                                          task_vars=task_vars)
             if probe.get("failed") and "ok" not in probe:
                 return probe
-            probe.update(added=list(added), rounds=probes, changed=bool(added))
+            probe.update(added=list(added), added_modules=list(added_modules), rounds=probes, changed=bool(added))
             if probe["ok"]:
                 if added:
                     probe["msg"] = "the entry point imports after installing %s" % ", ".join(added)
@@ -102,3 +103,4 @@ class ActionModule(ActionBase):
                                   % (dist, probe["missing_module"], installed.get("msg") or installed.get("stderr")))
                 return result
             added.append(dist)
+            added_modules.append(probe["missing_module"])

@@ -123,6 +123,11 @@ added:
   returned: always
   type: list
   elements: str
+added_modules:
+  description: The missing modules those distributions were installed for, in the same order.
+  returned: always
+  type: list
+  elements: str
 rounds:
   description: How many probes the action plugin ran.
   returned: always
@@ -258,7 +263,7 @@ def main():
     )
     p = module.params
     result = probe(p["python"], p["script"], p["workdir"], p["environment"], p["env_file"], p["timeout"])
-    result.update(changed=False, added=[], rounds=1)
+    result.update(changed=False, added=[], added_modules=[], rounds=1)
     module.exit_json(**result)
 
 

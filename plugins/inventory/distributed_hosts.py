@@ -52,8 +52,9 @@ description:
     without GPU; other accelerators are counted too), C(ringrift_gpu_vram_gb), C(ringrift_nvidia_gpu),
     C(ringrift_is_voter), C(ringrift_p2p_voters) (the voter list), C(ringrift_p2p_enabled), C(ringrift_p2p_port)
     (C(p2p_port), default 8770), C(ringrift_advertise_host), C(ringrift_p2p_peers), C(ringrift_role),
-    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null) and C(ringrift_host_config)
-    (every raw key of the host's entry)."
+    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null), C(ringrift_host_config)
+    (every raw key of the host's entry) and C(ringrift_fleet_file) (the absolute path of the file read, which
+    C(ringrift.cluster.p2p_daemon) deploys into the daemon's tree)."
   - "C(ringrift_advertise_host) is C(tailscale_ip) when O(prefer_tailscale) is set and the host has one, else
     C(p2p_public_host), else C(public_ip), else C(ssh_host) unless that is loopback or a provider's shared SSH
     gateway (O(ssh_gateway_patterns), Vast's C(sshN.vast.ai)); otherwise null."
@@ -242,6 +243,9 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
         except re.error as exc:
             raise AnsibleParserError('%s: invalid regular expression in the inventory source options: %s' % (path, to_native(exc)))
         self._report(model)
+        # The file itself, so p2p_daemon can deploy the very file the controller read.
+        for host in model['hosts'].values():
+            host['vars']['ringrift_fleet_file'] = data_path
         self._apply(model)
 
     # -- reading

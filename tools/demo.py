@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """The main job on a laptop: a simulated fleet that reproduces the outage and repairs it.
 
-    tools/demo.py up [N]   start N containers shaped like the real fleet, seed the audit's
-                           faults, audit, repair with site.yml, audit again, print a summary
+    tools/demo.py up [N] [--daemon real]   start N containers shaped like the real fleet, seed
+                           the audit's faults, audit, repair with site.yml, audit again, print a summary
+    tools/demo.py fleet N [--daemon real]  start N healthy-to-be nodes, write the fleet files, nothing else
     tools/demo.py down     remove every container and file the demo created
+
+--daemon real puts the real RingRift daemon on the nodes (RINGRIFT_AI_SERVICE: a directory,
+an ai-service-*.tar.xz archive or a git URL; default: the archive in ../shared/ringrift-daemon);
+the default is the stand-in in tests/fixtures/ai-service, which fails where the real one fails.
 
 Vast/RunPod nodes run the `container` image (no systemd), Nebius/Vultr/Hetzner nodes
 the `vm` image (systemd PID 1). The fleet is described by a generated
@@ -13,11 +18,14 @@ in the generated file is a documentation placeholder and is never contacted.
 """
 
 import argparse
+import glob
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +33,8 @@ WORK = os.path.join(REPO, "build", "demo")
 LABEL = "ringrift.demo=1"
 PREFIX = "rr-"
 CHECKOUT_FIXTURE = os.path.join(REPO, "tests", "fixtures", "ai-service")
+SHARED_DAEMON = os.path.join(os.path.dirname(REPO), "shared", "ringrift-daemon")
+REAL_DAEMON_CACHE = os.path.join(REPO, "build", "real-daemon")
 NVIDIA_SMI_DOUBLE = os.path.join(REPO, "tests", "fixtures", "nvidia-smi", "nvidia-smi")
 
 # (name, provider, gpu) in the order nodes are added; shapes follow the real file, with
@@ -75,6 +85,46 @@ def run(cmd, check=True, capture=False, env=None, **kw):
             sys.stdout.write(proc.stdout or "")
         raise SystemExit("[demo] command failed (rc=%d): %s" % (proc.returncode, " ".join(cmd)))
     return proc
+
+
+def real_daemon_source():
+    """Where the real daemon comes from: RINGRIFT_AI_SERVICE, else the shared archive; None when neither is there."""
+    source = os.environ.get("RINGRIFT_AI_SERVICE", "").strip()
+    if source:
+        return source
+    archives = sorted(glob.glob(os.path.join(SHARED_DAEMON, "ai-service-*.tar.xz")))
+    return archives[-1] if archives else None
+
+
+def real_daemon_tree(source=None):
+    """An unpacked real ai-service directory (third-party test material, kept under build/, never committed)."""
+    source = source or real_daemon_source()
+    if not source:
+        raise SystemExit("[demo] no real daemon: set RINGRIFT_AI_SERVICE (directory, .tar.xz or git URL) "
+                         "or provide %s/ai-service-*.tar.xz" % SHARED_DAEMON)
+    if os.path.isdir(source):
+        tree = os.path.join(source, "ai-service") if os.path.isdir(os.path.join(source, "ai-service")) else source
+    else:
+        key = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+        target = os.path.join(REAL_DAEMON_CACHE, key)
+        if not os.path.isdir(target):
+            staging = target + ".partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(staging)
+            if os.path.isfile(source):
+                with tarfile.open(source) as archive:
+                    archive.extractall(staging, filter="data")
+            else:
+                run(["git", "clone", "--depth", "1", "--quiet", source, os.path.join(staging, "repo")], capture=True)
+            os.rename(staging, target)
+        found = [os.path.dirname(os.path.dirname(p)) for p in glob.glob(os.path.join(target, "**", "scripts", "p2p_orchestrator.py"),
+                                                                     recursive=True)]
+        if not found:
+            raise SystemExit("[demo] %s holds no scripts/p2p_orchestrator.py" % source)
+        tree = sorted(found, key=len)[0]
+    if not os.path.isfile(os.path.join(tree, "scripts", "p2p_orchestrator.py")):
+        raise SystemExit("[demo] %s holds no scripts/p2p_orchestrator.py" % tree)
+    return tree
 
 
 def docker_exec(container, script, check=True):
@@ -181,12 +231,15 @@ def write_fleet_files(nodes, voters):
             "  ansible_python_interpreter: \"'/usr/bin/python3'\"",
             "",
         ]))
+    for node in nodes:
+        node["checkout"] = checkout_on_node(node)
     with open(os.path.join(WORK, "plan.json"), "w") as f:
         json.dump({"nodes": nodes, "voters": voters}, f, indent=2)
     return source
 
 
-def start_containers(nodes):
+def start_containers(nodes, daemon="stand-in"):
+    checkout = real_daemon_tree() if daemon == "real" else CHECKOUT_FIXTURE
     for node in nodes:
         name = PREFIX + node["name"]
         cmd = ["docker", "run", "-d", "--name", name, "--hostname", node["name"], "--label", LABEL]
@@ -204,7 +257,7 @@ def start_containers(nodes):
         home = os.path.dirname(checkout_on_node(node))
         # A real node arrives with the service checkout already there.
         docker_exec(name, "mkdir -p %s" % home)
-        run(["docker", "cp", CHECKOUT_FIXTURE, "%s:%s/ai-service" % (name, home)], capture=True)
+        run(["docker", "cp", checkout, "%s:%s/ai-service" % (name, home)], capture=True)
         if node["gpu"]:
             run(["docker", "cp", NVIDIA_SMI_DOUBLE, "%s:/usr/bin/nvidia-smi" % name], capture=True)
             docker_exec(name, "chmod 0755 /usr/bin/nvidia-smi && mkdir -p /etc/ringrift-test && "
@@ -290,16 +343,35 @@ def describe(report):
         len(q["voters"]), q["required"], causes)
 
 
-def up(size, check_first=False):
+def fleet(size, daemon="stand-in"):
+    """Nodes shaped like the real fleet, nothing converged or seeded: for tests that run the playbooks themselves."""
+    down(quiet=True)
+    if size < 1:
+        raise SystemExit("[demo] fleet needs at least one node")
+    # Both node kinds from the first nodes on: VMs (systemd) and containers (supervisor) alternate.
+    vms = [(i, s) for i, s in enumerate(_SHAPES) if s[1] not in CONTAINER_PROVIDERS]
+    containers = [(i, s) for i, s in enumerate(_SHAPES) if s[1] in CONTAINER_PROVIDERS]
+    picked = [pair for both in zip(vms, containers) for pair in both][:size]
+    nodes = [{"name": name, "provider": provider, "gpu": gpu, "index": index, "fault": "none", "voter": True,
+              "kind": "container" if provider in CONTAINER_PROVIDERS else "vm"} for index, (name, provider, gpu) in picked]
+    voters = [n["name"] for n in nodes]
+    source = write_fleet_files(nodes, voters)
+    start_containers(nodes, daemon)
+    log("started %d nodes with the %s daemon (inventory source %s), voters: %s" % (
+        len(nodes), daemon, source, ", ".join(voters)))
+    return 0
+
+
+def up(size, check_first=False, daemon="stand-in"):
     timings = {}
     check = None
     down(quiet=True)
     nodes, voters = plan(size)
     t0 = time.time()
     source = write_fleet_files(nodes, voters)
-    start_containers(nodes)
+    start_containers(nodes, daemon)
     timings["start containers"] = time.time() - t0
-    log("started %d nodes (%s), voters: %s" % (len(nodes), ", ".join(
+    log("started %d nodes with the %s daemon (%s), voters: %s" % (len(nodes), daemon, ", ".join(
         "%s:%s" % (n["name"], n["fault"]) for n in nodes), ", ".join(voters)))
     t0 = time.time()
     seed_faults(source, nodes)
@@ -350,10 +422,17 @@ def main(argv=None):
     p_up.add_argument("nodes", nargs="?", type=int, default=10)
     p_up.add_argument("--check-first", action="store_true",
                       help="run site.yml --check on the broken fleet and prove nothing changed")
+    p_fleet = sub.add_parser("fleet")
+    p_fleet.add_argument("nodes", type=int)
+    for sub_parser in (p_up, p_fleet):
+        sub_parser.add_argument("--daemon", choices=["stand-in", "real"], default=os.environ.get("DAEMON") or "stand-in",
+                                help="stand-in (tests/fixtures/ai-service) or the real RingRift daemon")
     sub.add_parser("down")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.nodes, args.check_first)
+        return up(args.nodes, args.check_first, args.daemon)
+    if args.command == "fleet":
+        return fleet(args.nodes, args.daemon)
     return down()
 
 

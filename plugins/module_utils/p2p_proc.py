@@ -31,6 +31,7 @@ import datetime
 import errno
 import ipaddress
 import json
+import math
 import os
 import pwd
 import re
@@ -1417,7 +1418,7 @@ def _validate(params):
                 raise ValueError(why)
     merged["timeout"] = max(0.0, float(merged["timeout"]))
     merged["health_timeout"] = float(merged["health_timeout"])
-    if not merged["health_timeout"] > 0:
+    if math.isnan(merged["health_timeout"]) or merged["health_timeout"] <= 0:
         raise ValueError("health_timeout must be more than 0 seconds, got %s" % merged["health_timeout"])
     merged["log_tail_bytes"] = max(1, int(merged["log_tail_bytes"]))
     return merged

@@ -1047,7 +1047,9 @@ def _daemon_with(proc, argv0, venv, exe=None, cwd=None, environ=None, script=Non
     ("python", None, "owner_unknown", "cannot tell which file argv[0] 'python' of pid 100 names (cwd or PATH unreadable)"),
 ])
 def test_python_option_checks_the_interpreter_and_the_venv(proc, venv, argv0, environ, diagnosis, problem):
-    fmt = lambda text: text.format(**venv)  # noqa: E731
+    def fmt(text):
+        return text.format(**venv)
+
     _daemon_with(proc, fmt(argv0), venv, environ=dict((k, fmt(v)) for k, v in (environ or {}).items()) if environ else None)
     result = p2p_proc.inspect(params(proc, python=venv["python"], fail_on_mismatch=False))
     assert result["diagnosis"] == diagnosis, result["msg"]
@@ -1160,7 +1162,7 @@ def test_health_host_uses_the_owners_addresses(addresses, bind_address, expected
     assert p2p_proc.health_host([{"address": a} for a in addresses], bind_address) == expected
 
 
-@pytest.mark.parametrize("first, second, overlap", [
+@pytest.mark.parametrize("left, right, overlap", [
     ("0.0.0.0", "10.0.0.5", True),
     ("::", "10.0.0.5", True),
     ("::", "::1", True),
@@ -1169,13 +1171,14 @@ def test_health_host_uses_the_owners_addresses(addresses, bind_address, expected
     ("10.0.0.5", "127.0.0.1", False),
     ("::1", "fe80::1", False),
 ])
-def test_addresses_overlap(first, second, overlap):
-    assert p2p_proc.addresses_overlap(first, second) is overlap
-    assert p2p_proc.addresses_overlap(second, first) is overlap
+def test_addresses_overlap(left, right, overlap):
+    assert p2p_proc.addresses_overlap(left, right) is overlap
+    assert p2p_proc.addresses_overlap(right, left) is overlap  # symmetric
 
 
-@pytest.mark.parametrize("wildcard, bind_address", [("0.0.0.0", "10.0.0.5"), ("::", "10.0.0.5"), ("::", "::1"),
-                                                     ("10.0.0.5", "0.0.0.0")])
+@pytest.mark.parametrize("wildcard, bind_address", [
+    ("0.0.0.0", "10.0.0.5"), ("::", "10.0.0.5"), ("::", "::1"), ("10.0.0.5", "0.0.0.0"),
+])
 def test_state_absent_with_a_bind_address_sees_an_overlapping_listener(proc, wildcard, bind_address):
     proc.add_socket(wildcard, 8770, 5001)
     proc.add_process(100, DAEMON, sockets=[5001])

@@ -31,6 +31,7 @@ import datetime
 import errno
 import ipaddress
 import json
+import math
 import os
 import pwd
 import re
@@ -41,10 +42,7 @@ import struct
 import subprocess
 import time
 
-try:  # Python 3
-    import http.client as http_client
-except ImportError:  # pragma: no cover - Python 2 is not a supported target
-    import httplib as http_client  # pylint: disable=import-error
+from ansible_collections.ringrift.cluster.plugins.module_utils import validate
 
 DEFAULT_PORT = 8770
 DEFAULT_CMDLINE_REGEX = r"p2p_orchestrator"
@@ -52,6 +50,7 @@ DEFAULT_SERVICE_NAME = "ringrift-p2p"
 DEFAULT_LOG_TAIL_BYTES = 65536
 LOG_EXCERPT_LINES = 20
 HEALTH_BODY_LIMIT = 65536
+HEALTH_HEAD_LIMIT = 16384
 POLL_INTERVAL = 0.5
 # A started daemon may take this long to listen (the real one: 12 s with --advertise-host,
 # about 100 s without it, longer on a busy machine) before "not listening" means broken.
@@ -73,6 +72,7 @@ DIAGNOSES = (
     "owner_unknown",
     "unmanaged",
     "health_failed",
+    "port_shared",
 )
 ALIVE_DIAGNOSES = ("healthy", "busy")
 
@@ -198,42 +198,74 @@ def _pid_dirs(proc_root):
     return sorted(int(name) for name in names if name.isdigit())
 
 
+def _fd_socket_inodes(fd_dir):
+    """Socket inodes linked from one ``fd`` directory; raises ``OSError`` when it cannot be listed."""
+    inodes = set()
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except (IOError, OSError):
+            continue
+        match = _SOCKET_LINK_RE.match(target)
+        if match:
+            inodes.add(int(match.group(1)))
+    return inodes
+
+
+def _thread_ids(pid, proc_root):
+    """Thread ids of ``pid`` other than ``pid`` itself (``[]`` when unreadable)."""
+    try:
+        names = os.listdir(os.path.join(proc_root, str(pid), "task"))
+    except (IOError, OSError):
+        return []
+    return sorted(int(name) for name in names if name.isdigit() and int(name) != int(pid))
+
+
 def socket_owners(inodes, proc_root="/proc"):
     """Map socket inodes to the PIDs holding them, through ``/proc/<pid>/fd/*`` links.
+
+    When the thread-group leader has exited while other threads still run, its
+    ``/proc/<pid>/fd`` is empty (root) or unreadable (others) although the process still
+    holds its sockets: for inodes not found in any ``/proc/<pid>/fd``, the
+    ``/proc/<pid>/task/<tid>/fd`` of such processes are read too (owner: ``pid``).
 
     :arg inodes: iterable of socket inode numbers to look for.
     :returns: ``(owners, unreadable)``: ``owners`` maps each found inode to the sorted list
         of PIDs with an fd linking to ``socket:[inode]``; ``unreadable`` counts
-        ``/proc/<pid>/fd`` directories that could not be listed (permission). Processes
-        that exit during the scan are skipped silently.
+        ``/proc/<pid>/fd`` directories that could not be listed (permission) and whose
+        threads did not show the socket either. Processes that exit during the scan are
+        skipped silently.
     """
     wanted = set(int(i) for i in inodes)
     owners = {}
-    unreadable = 0
     if not wanted:
-        return owners, unreadable
+        return owners, 0
+    unreadable = set()
+    empty = []
     for pid in _pid_dirs(proc_root):
-        fd_dir = os.path.join(proc_root, str(pid), "fd")
         try:
-            fds = os.listdir(fd_dir)
+            found = _fd_socket_inodes(os.path.join(proc_root, str(pid), "fd"))
         except (IOError, OSError) as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                unreadable += 1
+                unreadable.add(pid)
             continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except (IOError, OSError):
-                continue
-            match = _SOCKET_LINK_RE.match(target)
-            if not match:
-                continue
-            inode = int(match.group(1))
-            if inode in wanted:
-                pids = owners.setdefault(inode, [])
-                if pid not in pids:
-                    pids.append(pid)
-    return owners, unreadable
+        if not found:
+            empty.append(pid)
+        for inode in found & wanted:
+            owners.setdefault(inode, []).append(pid)
+    if wanted - set(owners):
+        for pid in sorted(unreadable) + empty:
+            for tid in _thread_ids(pid, proc_root):
+                try:
+                    found = _fd_socket_inodes(os.path.join(proc_root, str(pid), "task", str(tid), "fd"))
+                except (IOError, OSError):
+                    continue
+                unreadable.discard(pid)
+                for inode in found & wanted:
+                    if pid not in owners.setdefault(inode, []):
+                        owners[inode].append(pid)
+                break  # the threads of one process share one fd table
+    return dict((inode, sorted(pids)) for inode, pids in owners.items()), len(unreadable)
 
 
 def _primary_pid(pids, proc_root):
@@ -258,22 +290,45 @@ def _primary_pid(pids, proc_root):
     return sorted(pids)[0]
 
 
-def scan_listeners(port, proc_root="/proc", bind_address=None):
+def addresses_overlap(first, second):
+    """True when a socket bound to ``first`` and one bound to ``second`` (same port) cannot both
+    be bound without ``SO_REUSEPORT``: equal addresses, or a wildcard that covers the other.
+
+    ``0.0.0.0`` covers every IPv4 address; ``::`` covers every address (a dual-stack socket,
+    the Linux default, also takes IPv4). IPv4-mapped IPv6 compares as IPv4.
+    """
+    first, second = normalize_address(first), normalize_address(second)
+    if first == second or "::" in (first, second):
+        return True
+    if "0.0.0.0" in (first, second):
+        return "." in first and "." in second
+    return False
+
+
+def scan_listeners(port, proc_root="/proc", bind_address=None, match="exact"):
     """LISTEN sockets on ``port`` and who holds them.
 
     :arg port: TCP port.
     :arg proc_root: root of the proc file system.
-    :arg bind_address: when set, only sockets bound to exactly this address (IPv4-mapped
-        IPv6 compares equal to its IPv4 form; ``0.0.0.0`` and ``::`` mean the wildcard socket
-        only). Must be an IP literal (``ValueError`` otherwise).
+    :arg bind_address: when set, only sockets bound to this address (IPv4-mapped IPv6
+        compares equal to its IPv4 form). Must be an IP literal (``ValueError`` otherwise).
+    :arg match: how ``bind_address`` selects sockets: ``exact`` (bound to exactly this
+        address; ``0.0.0.0`` and ``::`` mean the wildcard socket only) or ``overlap``
+        (every socket that keeps ``bind_address:port`` from being bound, see
+        :func:`addresses_overlap`: a wildcard listener holds a specific address too).
     :returns: dict ``{listeners, unreadable_fd_dirs}``; ``listeners`` is a list of dicts
         ``{address, port, family, inode, pid, pids}`` where ``pid`` is the primary holder
         (``None`` when no readable ``/proc/<pid>/fd`` links to the socket) and ``pids`` every holder.
     """
+    if match not in ("exact", "overlap"):
+        raise ValueError("match must be exact or overlap, got %r" % (match,))
     wanted_address = normalize_address(bind_address) if bind_address not in (None, "") else None
     sockets = read_listen_sockets(proc_root, port=port)
     if wanted_address is not None:
-        sockets = [s for s in sockets if normalize_address(s["address"]) == wanted_address]
+        if match == "exact":
+            sockets = [s for s in sockets if normalize_address(s["address"]) == wanted_address]
+        else:
+            sockets = [s for s in sockets if addresses_overlap(s["address"], wanted_address)]
     owners, unreadable = socket_owners([s["inode"] for s in sockets], proc_root)
     listeners = []
     for sock in sockets:
@@ -289,9 +344,9 @@ def scan_listeners(port, proc_root="/proc", bind_address=None):
     return {"listeners": listeners, "unreadable_fd_dirs": unreadable}
 
 
-def find_listeners(port, proc_root="/proc", bind_address=None):
+def find_listeners(port, proc_root="/proc", bind_address=None, match="exact"):
     """Shortcut for ``scan_listeners(...)['listeners']``: list of ``{address, port, family, inode, pid, pids}``."""
-    return scan_listeners(port, proc_root=proc_root, bind_address=bind_address)["listeners"]
+    return scan_listeners(port, proc_root=proc_root, bind_address=bind_address, match=match)["listeners"]
 
 
 # --------------------------------------------------------------------------- processes
@@ -376,10 +431,9 @@ def user_name(uid):
         return str(uid)
 
 
-def read_cmdline(pid, proc_root="/proc"):
-    """``/proc/<pid>/cmdline`` as a list of arguments (``[]`` for kernel threads/zombies, ``None`` when gone)."""
+def _read_cmdline_file(path):
     try:
-        with open(os.path.join(proc_root, str(pid), "cmdline"), "rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read()
     except (IOError, OSError):
         return None
@@ -390,23 +444,51 @@ def read_cmdline(pid, proc_root="/proc"):
     return [part.decode("utf-8", "replace") for part in data.split(b"\0")]
 
 
+def read_cmdline(pid, proc_root="/proc"):
+    """``/proc/<pid>/cmdline`` as a list of arguments (``[]`` for kernel threads/zombies, ``None`` when gone)."""
+    return _read_cmdline_file(os.path.join(proc_root, str(pid), "cmdline"))
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except (IOError, OSError):
+        return None
+
+
 def process_info(pid, proc_root="/proc", now=None):
     """What ``/proc`` says about one process.
 
-    :returns: ``None`` when ``/proc/<pid>`` does not exist, else a dict
-        ``{pid, ppid, comm, cmdline (list), exe, uid, user, started_at (ISO 8601 UTC),
-        start_epoch, uptime_seconds}``. Fields that cannot be read (``exe`` of another
-        user's process without privileges, ...) are ``None``.
+    A process whose main thread (the thread-group leader) has exited while other
+    threads run has an empty ``cmdline`` and no ``exe``/``cwd`` in ``/proc/<pid>``; they
+    are then read from a live thread, ``/proc/<pid>/task/<tid>`` (``leader_exited`` true).
+
+    :returns: ``None`` when ``/proc/<pid>`` does not exist (or vanished while being read),
+        else a dict ``{pid, ppid, comm, cmdline (list), exe, cwd, uid, user, started_at
+        (ISO 8601 UTC), start_epoch, uptime_seconds, leader_exited}``. Fields that cannot be
+        read (``exe`` of another user's process without privileges, ...) are ``None``.
     """
     pid = int(pid)
     base = os.path.join(proc_root, str(pid))
     if not os.path.isdir(base):
         return None
     stat = _read_stat(pid, proc_root)
-    try:
-        exe = os.readlink(os.path.join(base, "exe"))
-    except (IOError, OSError):
-        exe = None
+    cmdline = _read_cmdline_file(os.path.join(base, "cmdline"))
+    exe = _readlink(os.path.join(base, "exe"))
+    cwd = _readlink(os.path.join(base, "cwd"))
+    leader_exited = False
+    if not cmdline and exe is None and stat is not None and stat["state"] == "Z":
+        for tid in _thread_ids(pid, proc_root):
+            task = os.path.join(base, "task", str(tid))
+            task_cmdline = _read_cmdline_file(os.path.join(task, "cmdline"))
+            if task_cmdline:
+                leader_exited = True
+                cmdline = task_cmdline
+                exe = _readlink(os.path.join(task, "exe"))
+                cwd = _readlink(os.path.join(task, "cwd"))
+                break
+    if cmdline is None and not os.path.isdir(base):
+        return None  # exited while we read it
     uid = _read_uid(pid, proc_root)
     start_epoch = None
     uptime = None
@@ -419,13 +501,15 @@ def process_info(pid, proc_root="/proc", now=None):
         "pid": pid,
         "ppid": stat["ppid"] if stat else None,
         "comm": stat["comm"] if stat else None,
-        "cmdline": read_cmdline(pid, proc_root),
+        "cmdline": cmdline,
         "exe": exe,
+        "cwd": cwd,
         "uid": uid,
         "user": user_name(uid),
         "start_epoch": start_epoch,
         "started_at": iso_utc(start_epoch),
         "uptime_seconds": uptime,
+        "leader_exited": leader_exited,
     }
 
 
@@ -790,14 +874,121 @@ def _run_errors(lines, service_dir):
 
 # --------------------------------------------------------------------------- health
 
-def check_health(host, port, path="/health", timeout=5.0, expected_node_id=None):
-    """``GET http://<host>:<port><path>`` without proxies.
+class _HealthError(Exception):
+    """The health answer is unusable (too large, not HTTP); the text says why."""
+
+
+def _remaining(deadline, clock):
+    """Seconds left before ``deadline``; ``socket.timeout`` once it has passed."""
+    left = deadline - clock()
+    if left <= 0:
+        raise socket.timeout("deadline passed")
+    return left
+
+
+def _parse_head(head):
+    """Status code and lower-cased headers of an HTTP response head (bytes up to the blank line)."""
+    lines = head.decode("iso-8859-1").split("\r\n")
+    match = re.match(r"HTTP/\d(?:\.\d)? (\d{3})(?: |$)", lines[0])
+    if not match:
+        raise _HealthError("not an HTTP answer: %r" % lines[0][:80])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(match.group(1)), headers
+
+
+def _dechunk(data):
+    """Body of a complete ``Transfer-Encoding: chunked`` payload, ``None`` while incomplete."""
+    body = bytearray()
+    pos = 0
+    while True:
+        line_end = data.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size_text = data[pos:line_end].split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise _HealthError("bad chunk size %r" % bytes(size_text[:20]))
+        if size == 0:
+            return bytes(body)
+        start = line_end + 2
+        if len(data) < start + size + 2:
+            return None
+        body += data[start:start + size]
+        pos = start + size + 2
+
+
+def _http_get(host, port, path, deadline, clock):
+    """``(status, body bytes)`` of ``GET path``; every step (connect, send, each read) shares ``deadline``.
+
+    A per-read timeout alone lets a server that sends one byte at a time hold the
+    caller for as long as it likes; here the whole exchange ends at ``deadline``, and
+    the head and body are bounded (``HEALTH_HEAD_LIMIT``, ``HEALTH_BODY_LIMIT``).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_remaining(deadline, clock))
+        sock.connect((host, int(port)))
+        host_header = "[%s]:%s" % (host, port) if ":" in host else "%s:%s" % (host, port)
+        request = ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+                   "User-Agent: ringrift.cluster.p2p_listener\r\nConnection: close\r\n\r\n" % (path, host_header))
+        sock.settimeout(_remaining(deadline, clock))
+        sock.sendall(request.encode("ascii"))
+        data = bytearray()
+        head_end = -1
+        status = headers = None
+        while True:
+            sock.settimeout(_remaining(deadline, clock))
+            chunk = sock.recv(16384)
+            eof = not chunk
+            data += chunk
+            if head_end < 0:
+                head_end = data.find(b"\r\n\r\n")
+                if head_end < 0:
+                    if len(data) > HEALTH_HEAD_LIMIT:
+                        raise _HealthError("response head longer than %d bytes" % HEALTH_HEAD_LIMIT)
+                    if eof:
+                        raise _HealthError("connection closed before the response head ended")
+                    continue
+                status, headers = _parse_head(bytes(data[:head_end]))
+            raw = data[head_end + 4:]
+            chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+            if chunked:
+                body = _dechunk(raw)
+                if body is not None:
+                    return status, body
+            elif headers.get("content-length", "").isdigit():
+                length = int(headers["content-length"])
+                if length > HEALTH_BODY_LIMIT:
+                    raise _HealthError("body of %d bytes is over the %d byte limit" % (length, HEALTH_BODY_LIMIT))
+                if len(raw) >= length:
+                    return status, bytes(raw[:length])
+            elif eof:
+                return status, bytes(raw)
+            if len(raw) > HEALTH_BODY_LIMIT + (HEALTH_HEAD_LIMIT if chunked else 0):
+                raise _HealthError("body over the %d byte limit" % HEALTH_BODY_LIMIT)
+            if eof:
+                raise _HealthError("connection closed before the body ended")
+    finally:
+        sock.close()
+
+
+def check_health(host, port, path="/health", timeout=5.0, expected_node_id=None, clock=time.monotonic):
+    """``GET http://<host>:<port><path>`` without proxies, within ``timeout`` seconds in total.
+
+    ``timeout`` bounds the whole request (connect, send and every read together), not each
+    read; the response head may hold ``HEALTH_HEAD_LIMIT`` bytes and the body ``HEALTH_BODY_LIMIT``.
 
     :returns: dict ``{url, status, ok, body, json, healthy, node_id, error, elapsed}``:
         ``ok`` is true for a 2xx answer whose JSON ``node_id`` equals ``expected_node_id``
         (when given); ``healthy`` is the JSON ``healthy`` field (``None`` when absent);
         ``error`` says why ``ok`` is false (``timed out``, ``connection refused``, ``HTTP 500``,
-        ``node_id mismatch``...); ``elapsed`` is seconds.
+        ``node_id mismatch``, ``body ... over the ... byte limit``...); ``elapsed`` is seconds.
     """
     if not path.startswith("/"):
         path = "/" + path
@@ -813,24 +1004,22 @@ def check_health(host, port, path="/health", timeout=5.0, expected_node_id=None)
         "error": None,
         "elapsed": None,
     }
-    started = time.time()
-    conn = http_client.HTTPConnection(host, int(port), timeout=timeout)
+    started = clock()
     try:
-        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": "ringrift.cluster.p2p_listener"})
-        response = conn.getresponse()
-        result["status"] = response.status
-        body = response.read(HEALTH_BODY_LIMIT).decode("utf-8", "replace")
-        result["body"] = body
+        status, body = _http_get(host, port, path, started + float(timeout), clock)
+        result["status"] = status
+        result["body"] = body.decode("utf-8", "replace")
     except socket.timeout:
-        result["error"] = "timed out after %ss" % timeout
-    except (IOError, OSError, http_client.HTTPException) as exc:
+        result["error"] = "timed out after %ss (whole request)" % timeout
+    except _HealthError as exc:
+        result["error"] = str(exc)
+    except (IOError, OSError) as exc:
         if getattr(exc, "errno", None) == errno.ECONNREFUSED:
             result["error"] = "connection refused"
         else:
             result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:
-        conn.close()
-        result["elapsed"] = round(time.time() - started, 3)
+        result["elapsed"] = round(clock() - started, 3)
     if result["body"] is not None:
         try:
             data = json.loads(result["body"])
@@ -858,9 +1047,13 @@ def check_health(host, port, path="/health", timeout=5.0, expected_node_id=None)
 def health_host(listeners, bind_address=None):
     """Address to send the health request to.
 
-    ``bind_address`` when it names one specific address; otherwise loopback of the
-    listening family (``127.0.0.1`` for IPv4 wildcard/loopback, ``::1`` for ``::``/``::1``),
-    or the single specific address the daemon is bound to.
+    :arg listeners: the sockets of the process being checked, only its own: probing an
+        address that another process holds would ask that process.
+    :arg bind_address: when it names one specific address, that address.
+
+    Otherwise: loopback of the family for a wildcard socket (``127.0.0.1`` for ``0.0.0.0``,
+    ``::1`` for ``::``), else a loopback address the process is bound to, else the first
+    specific address it is bound to.
     """
     if bind_address:
         wanted = normalize_address(bind_address)
@@ -870,12 +1063,13 @@ def health_host(listeners, bind_address=None):
             return "::1"
         return wanted
     addresses = [normalize_address(item["address"]) for item in listeners]
+    if "0.0.0.0" in addresses:
+        return "127.0.0.1"
+    if "::" in addresses:
+        return "::1"
     for address in addresses:
-        if address == "0.0.0.0" or ("." in address and ipaddress.ip_address(address).is_loopback):
-            return "127.0.0.1"
-    for address in addresses:
-        if address in ("::", "::1"):
-            return "::1"
+        if ipaddress.ip_address(address).is_loopback:
+            return address
     return addresses[0] if addresses else "127.0.0.1"
 
 
@@ -887,6 +1081,8 @@ _PARAM_DEFAULTS = {
     "cmdline_regex": DEFAULT_CMDLINE_REGEX,
     "node_id": None,
     "check_port_in_cmdline": False,
+    "python": None,
+    "script": None,
     "health_path": None,
     "health_timeout": 5.0,
     "service_name": DEFAULT_SERVICE_NAME,
@@ -900,6 +1096,10 @@ _PARAM_DEFAULTS = {
     "fail_on_mismatch": True,
     "proc_root": "/proc",
 }
+
+# How often one check re-reads the socket table when a holder exits between the
+# socket scan and the read of its /proc entry.
+_SETTLE_SCANS = 3
 
 
 def _cmdline_text(cmdline):
@@ -916,8 +1116,10 @@ def _empty_result(params):
         "listening": False,
         "pid": None,
         "owner_pids": [],
+        "other_owners": [],
         "cmdline": [],
         "exe": None,
+        "cwd": None,
         "user": None,
         "ppid": None,
         "started_at": None,
@@ -942,24 +1144,153 @@ def _empty_result(params):
     }
 
 
-def _owner_problem(info, params):
-    """Why an owner process is not the expected daemon (``None`` when it is)."""
+def _running_as_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _strip_deleted(link):
+    """``/usr/bin/python3.11 (deleted)`` -> ``/usr/bin/python3.11`` (the file was replaced, say by a package upgrade)."""
+    suffix = " (deleted)"
+    return link[:-len(suffix)] if link and link.endswith(suffix) else link
+
+
+def _environ_path(pid, proc_root):
+    """``PATH`` of a process (``None`` when unreadable); nothing else of its environment is kept."""
+    try:
+        with open(os.path.join(proc_root, str(pid), "environ"), "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    for item in data.split(b"\0"):
+        if item.startswith(b"PATH="):
+            return item[5:].decode("utf-8", "replace")
+    return None
+
+
+def _invoked_path(info, proc_root):
+    """Absolute path that ``argv[0]`` names, as the interpreter itself resolves it
+    (relative to the process's cwd, or searched in its ``PATH``); ``None`` when unknown."""
+    argv0 = (info.get("cmdline") or [""])[0]
+    if not argv0:
+        return None
+    if "/" in argv0:
+        if os.path.isabs(argv0):
+            return os.path.normpath(argv0)
+        cwd = info.get("cwd")
+        return os.path.normpath(os.path.join(cwd, argv0)) if cwd else None
+    search = _environ_path(info["pid"], proc_root)
+    if search is None:
+        return None
+    for directory in search.split(os.pathsep):
+        candidate = os.path.join(directory or ".", argv0)
+        if not os.path.isabs(candidate):
+            if not info.get("cwd"):
+                continue
+            candidate = os.path.join(info["cwd"], candidate)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.normpath(candidate)
+    return None
+
+
+def _interpreter_check(info, expected, proc_root):
+    """``(diagnosis, problem)`` for the ``python`` option; ``(None, None)`` when it holds.
+
+    The binary (``/proc/<pid>/exe``) must be the file ``expected`` resolves to, and
+    ``argv[0]`` must name ``expected`` itself or another name for the same binary in the
+    same directory (``venv/bin/python3`` next to ``venv/bin/python``): a venv's python is
+    a symlink to the system one, so only ``argv[0]`` tells whether the venv is in use.
+    """
+    pid = info["pid"]
+    exe = _strip_deleted(info.get("exe"))
+    if exe is None:
+        return "owner_unknown", "cannot read /proc/%s/exe to check the interpreter against %s%s" % (
+            pid, expected, "" if _running_as_root() else " (run with become)")
+    if exe != os.path.realpath(expected):
+        return "wrong_owner", "interpreter is %s, expected %s (%s)" % (exe, expected, os.path.realpath(expected))
+    invoked = _invoked_path(info, proc_root)
+    if invoked is None:
+        return "owner_unknown", "cannot tell which file argv[0] %r of pid %s names (cwd or PATH unreadable)" % (
+            (info.get("cmdline") or [""])[0], pid)
+    wanted = os.path.normpath(expected)
+    if invoked == wanted:
+        return None, None
+    if os.path.dirname(invoked) == os.path.dirname(wanted) and os.path.realpath(invoked) == os.path.realpath(wanted):
+        return None, None
+    return "wrong_owner", "started as %s, expected %s (the same binary %s, but not the expected venv or install)" % (
+        invoked, expected, exe)
+
+
+def script_argument(cmdline):
+    """The script a Python command line runs: the first argument after the interpreter's
+    options (``-u``, ``-X opt``, ``-W arg``, ``--``); ``None`` for ``-c``/``-m`` or no script."""
+    args = list(cmdline or [])[1:]
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return args[index + 1] if index + 1 < len(args) else None
+        if arg[:2] in ("-c", "-m"):
+            return None
+        if arg in ("-X", "-W"):
+            index += 2
+            continue
+        if arg.startswith("-") and arg != "-":
+            index += 1
+            continue
+        return arg
+    return None
+
+
+def _script_check(info, expected):
+    """``(diagnosis, problem)`` for the ``script`` option; ``(None, None)`` when it holds.
+
+    Relative paths (the command line's and ``expected``) are taken from the process's
+    working directory (``/proc/<pid>/cwd``); both sides are compared with symlinks resolved.
+    """
+    pid = info["pid"]
+    found = script_argument(info.get("cmdline"))
+    if found is None:
+        return "wrong_owner", "runs no script (expected %s)" % expected
+    cwd = info.get("cwd")
+    if not (os.path.isabs(found) and os.path.isabs(expected)) and cwd is None:
+        return "owner_unknown", "cannot read /proc/%s/cwd to resolve the script %s%s" % (
+            pid, found, "" if _running_as_root() else " (run with become)")
+    found_path = os.path.realpath(os.path.join(cwd or "/", found))
+    wanted_path = os.path.realpath(os.path.join(cwd or "/", expected))
+    if found_path != wanted_path:
+        return "wrong_owner", "script is %s, expected %s" % (found_path, wanted_path)
+    return None, None
+
+
+def _owner_check(info, params):
+    """``(diagnosis, problem)``: why an owner process is not the expected daemon, and
+    whether that is proven (``wrong_owner``) or cannot be seen (``owner_unknown``);
+    ``(None, None)`` when it is the daemon."""
     cmdline = (info.get("cmdline") or []) if info else []
     text = " ".join(cmdline)
     if not re.search(params["cmdline_regex"], text):
-        return "command line does not match %r" % params["cmdline_regex"]
+        return "wrong_owner", "command line does not match %r" % params["cmdline_regex"]
     if params.get("node_id") is not None:
         found = cmdline_option(cmdline, "node-id")
         if found is None:
-            return "no --node-id in command line (expected %s)" % params["node_id"]
+            return "wrong_owner", "no --node-id in command line (expected %s)" % params["node_id"]
         if found != str(params["node_id"]):
-            return "--node-id is %s, expected %s" % (found, params["node_id"])
+            return "wrong_owner", "--node-id is %s, expected %s" % (found, params["node_id"])
     if params.get("check_port_in_cmdline"):
         found = cmdline_option(cmdline, "port")
         effective = found if found is not None else str(DEFAULT_PORT)
         if effective != str(params["port"]):
-            return "--port is %s%s, expected %s" % (effective, "" if found is not None else " (default)", params["port"])
-    return None
+            return "wrong_owner", "--port is %s%s, expected %s" % (
+                effective, "" if found is not None else " (default)", params["port"])
+    if params.get("python"):
+        verdict = _interpreter_check(info, params["python"], params["proc_root"])
+        if verdict[0]:
+            return verdict
+    if params.get("script"):
+        verdict = _script_check(info, params["script"])
+        if verdict[0]:
+            return verdict
+    return None, None
 
 
 def _describe_error(log):
@@ -1038,7 +1369,41 @@ def _not_listening(result, params):
     return why
 
 
-def _listening(result, params, listeners):
+def owner_groups(holders, managed_pid=None, proc_root="/proc"):
+    """Holder PIDs grouped by the owner they belong to, in the order of ``holders``.
+
+    A holder belongs to the group of the topmost holder on its ppid chain (forked
+    workers sharing their parent's socket); every holder in the process tree of
+    ``managed_pid`` (the service manager's main PID) is one group. Two groups mean two
+    separate programs listen on the port (``SO_REUSEPORT``, or another bind address).
+    """
+    groups = []
+    by_root = {}
+    holder_set = set(holders)
+    for pid in holders:
+        chain = ancestors(pid, proc_root)
+        if managed_pid and (pid == managed_pid or managed_pid in chain):
+            root = ("managed", managed_pid)
+        else:
+            above = [parent for parent in chain if parent in holder_set]
+            root = ("pid", above[-1] if above else pid)
+        if root not in by_root:
+            by_root[root] = []
+            groups.append(by_root[root])
+        by_root[root].append(pid)
+    return groups
+
+
+def _owner_unknown_msg(port, unreadable):
+    if _running_as_root():
+        return ("port %s is in LISTEN but no /proc/<pid>/fd or /proc/<pid>/task/<tid>/fd links to its socket, even as root "
+                "(%d fd dirs unreadable): its holder is outside this PID namespace (a container sharing the network namespace?) "
+                "or is closing it" % (port, unreadable))
+    return "port %s is in LISTEN but no readable /proc/<pid>/fd links to its socket (%d fd dirs unreadable; run with become)" % (
+        port, unreadable)
+
+
+def _listening(result, params, listeners, infos):
     port = params["port"]
     owner_pids = []
     for item in listeners:
@@ -1049,29 +1414,52 @@ def _listening(result, params, listeners):
     primaries = [item["pid"] for item in listeners if item["pid"] is not None]
     if not primaries:
         result["diagnosis"] = "owner_unknown"
-        return "port %s is in LISTEN but no readable /proc/<pid>/fd links to its socket (%d fd dirs unreadable; run with become?)" % (
-            port, result["unreadable_fd_dirs"])
-    infos = {}
+        return _owner_unknown_msg(port, result["unreadable_fd_dirs"])
+    unseen = [item["address"] for item in listeners if item["pid"] is None]
+    if unseen:
+        result["warnings"].append("port %s also listens on %s with no visible owner" % (port, ", ".join(unseen)))
+    managed = result["managed_pid"] if result["managed_pid"] else None
+    groups = owner_groups(owner_pids, managed, params["proc_root"])
+    if managed is not None:  # the managed tree first: it is the one that should hold the port
+        groups.sort(key=lambda group: not is_descendant(group[0], managed, params["proc_root"]))
+    checks = dict((pid, _owner_check(infos[pid], params)) for pid in owner_pids)
     chosen = None
-    for pid in primaries:
-        if pid not in infos:
-            infos[pid] = process_info(pid, params["proc_root"])
-        if chosen is None and infos[pid] is not None and _owner_problem(infos[pid], params) is None:
-            chosen = pid
+    for group in groups:
+        for pid in [p for p in primaries if p in group] + group:
+            if checks[pid][0] is None:
+                chosen = pid
+                break
+        if chosen is not None:
+            break
     if chosen is None:
         chosen = primaries[0]
-    info = infos.get(chosen) or {"pid": chosen, "cmdline": []}
+    group = [g for g in groups if chosen in g][0]
+    info = infos[chosen]
     result["pid"] = chosen
-    for key in ("cmdline", "exe", "user", "ppid", "started_at", "uptime_seconds"):
+    for key in ("cmdline", "exe", "cwd", "user", "ppid", "started_at", "uptime_seconds"):
         value = info.get(key)
         result[key] = value if value is not None or key != "cmdline" else []
-    problem = _owner_problem(info, params)
+    others = []
+    for other in groups:
+        if other is group:
+            continue
+        lead = [p for p in primaries if p in other] or other
+        addresses = [item["address"] for item in listeners if set(item["pids"]) & set(other)]
+        others.append({"pid": lead[0], "pids": list(other), "cmdline": infos[lead[0]].get("cmdline") or [], "addresses": addresses})
+    result["other_owners"] = others
+    diagnosis, problem = checks[chosen]
     result["owner_problem"] = problem
-    result["owner_matches"] = problem is None
+    result["owner_matches"] = None if diagnosis == "owner_unknown" else problem is None
     holder = "pid %s (%s)" % (chosen, _cmdline_text(result["cmdline"]) or "?")
-    if problem is not None:
-        result["diagnosis"] = "wrong_owner"
-        return "port %s is held by %s: %s" % (port, holder, problem)
+    also = "".join("; also held by pid %s (%s) on %s" % (o["pid"], _cmdline_text(o["cmdline"]) or "?", ", ".join(o["addresses"]))
+                   for o in others)
+    if diagnosis is not None:
+        result["diagnosis"] = diagnosis
+        return "port %s is held by %s: %s%s" % (port, holder, problem, also)
+    if others:
+        result["diagnosis"] = "port_shared"
+        return ("port %s is held by %s%s: %d separate processes listen on the port (SO_REUSEPORT or another address), "
+                "so part of the connections reach a process that is not the daemon's" % (port, holder, also, len(groups)))
     manager = result["service_manager"]
     if manager not in (None, "none"):
         main_pid = result["managed_pid"]
@@ -1084,7 +1472,8 @@ def _listening(result, params, listeners):
             return "port %s is held by %s, not by %s main PID %s of %s or its children" % (
                 port, holder, manager, main_pid, params["service_name"])
     if params.get("health_path"):
-        host = health_host(listeners, params.get("bind_address"))
+        own = [item for item in listeners if set(item["pids"]) & set(group)]
+        host = health_host(own, params.get("bind_address"))
         health = check_health(host, port, params["health_path"], params["health_timeout"], params.get("node_id"))
         result["health"] = health
         if not health["ok"]:
@@ -1097,14 +1486,38 @@ def _listening(result, params, listeners):
     return "%s listens on port %s%s" % (holder, port, " and answers %s" % params["health_path"] if params.get("health_path") else "")
 
 
+def _settled_scan(params):
+    """Socket scan plus ``process_info`` of every holder, consistent with each other.
+
+    A holder that exits between the socket scan and the read of its ``/proc`` entry
+    would look like a process without a command line (a wrong owner): the scan is
+    repeated; a holder still gone after ``_SETTLE_SCANS`` scans is dropped, and so is
+    a socket whose every holder is gone (it is closing).
+    """
+    match = "overlap" if params["state"] == "absent" else "exact"
+    for attempt in range(_SETTLE_SCANS):
+        scan = scan_listeners(params["port"], params["proc_root"], params.get("bind_address"), match=match)
+        infos = {}
+        for item in scan["listeners"]:
+            for pid in item["pids"]:
+                if pid not in infos:
+                    infos[pid] = process_info(pid, params["proc_root"])
+        gone = set(pid for pid, info in infos.items() if info is None)
+        if not gone:
+            return scan, infos
+    kept = []
+    for item in scan["listeners"]:
+        pids = [pid for pid in item["pids"] if pid not in gone]
+        if item["pids"] and not pids:
+            continue
+        if item["pid"] in gone:
+            item = dict(item, pid=_primary_pid(pids, params["proc_root"]))
+        kept.append(dict(item, pids=pids))
+    return dict(scan, listeners=kept), dict((pid, info) for pid, info in infos.items() if info is not None)
+
+
 def _inspect_once(params, runner):
     result = _empty_result(params)
-    scan = scan_listeners(params["port"], params["proc_root"], params.get("bind_address"))
-    listeners = scan["listeners"]
-    result["unreadable_fd_dirs"] = scan["unreadable_fd_dirs"]
-    result["addresses"] = [{"address": i["address"], "port": i["port"], "family": i["family"], "inode": i["inode"], "pid": i["pid"]}
-                           for i in listeners]
-    result["listening"] = bool(listeners)
     manager = params.get("service_manager") or "none"
     if manager == "auto":
         manager = detect_service_manager(params["proc_root"])
@@ -1115,8 +1528,14 @@ def _inspect_once(params, runner):
         if main_pid is None:
             result["warnings"].append("could not get the main PID of %s from %s (%s); not comparing owners" % (
                 params["service_name"], manager, detail))
+    scan, infos = _settled_scan(params)
+    listeners = scan["listeners"]
+    result["unreadable_fd_dirs"] = scan["unreadable_fd_dirs"]
+    result["addresses"] = [{"address": i["address"], "port": i["port"], "family": i["family"], "inode": i["inode"], "pid": i["pid"]}
+                           for i in listeners]
+    result["listening"] = bool(listeners)
     if listeners:
-        why = _listening(result, params, listeners)
+        why = _listening(result, params, listeners, infos)
     else:
         why = _not_listening(result, params)
     if params["state"] == "absent":
@@ -1149,8 +1568,15 @@ def _validate(params):
         raise ValueError("cmdline_regex %r is not a valid regular expression: %s" % (merged["cmdline_regex"], exc))
     if merged["node_id"] is not None:
         merged["node_id"] = str(merged["node_id"])
+    for field, kind in (("python", "abs_path"), ("script", "script_path"), ("health_path", "url_path")):
+        if merged.get(field) not in (None, ""):
+            why = validate.problem(kind, merged[field], field)
+            if why:
+                raise ValueError(why)
     merged["timeout"] = max(0.0, float(merged["timeout"]))
     merged["health_timeout"] = float(merged["health_timeout"])
+    if math.isnan(merged["health_timeout"]) or merged["health_timeout"] <= 0:
+        raise ValueError("health_timeout must be more than 0 seconds, got %s" % merged["health_timeout"])
     merged["log_tail_bytes"] = max(1, int(merged["log_tail_bytes"]))
     merged["start_grace"] = max(0.0, float(merged["start_grace"]))
     return merged

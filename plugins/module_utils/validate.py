@@ -41,6 +41,10 @@ KINDS = {
     "requirement": (r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?(?:\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+(?:\s*,\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+)*)?",
                     "a requirement such as name, name>=1.2 or name[extra]==1.0"),
     "program": (r"[A-Za-z0-9_][A-Za-z0-9._+-]*", "a program name"),
+    # A script on a command line: absolute or relative to the working directory, never an option.
+    "script_path": (r"[A-Za-z0-9._/+@][A-Za-z0-9._/+@-]*", "an absolute or relative path without spaces, quotes, % or $, not starting with '-'"),
+    # The path (and query) of an HTTP request line: no spaces or control characters, so nothing can be appended to the request.
+    "url_path": (r"/?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*", "an HTTP path such as /health (no spaces or control characters)"),
 }
 
 _COMPILED = dict((kind, re.compile(pattern)) for kind, (pattern, dummy) in KINDS.items())

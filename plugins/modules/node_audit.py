@@ -31,12 +31,22 @@ options:
     description: Regular expression the port owner's command line must match.
     type: str
     default: p2p_orchestrator
+  python:
+    description:
+      - Absolute path of the interpreter the service runs; the port owner must run it (its executable and
+        C(argv[0])), as O(ringrift.cluster.p2p_listener#module:python) checks. Unset skips the check.
+    type: path
+  script:
+    description:
+      - Path of the script the service runs (relative paths are taken from the owner's working directory),
+        as O(ringrift.cluster.p2p_listener#module:script) checks. Unset skips the check.
+    type: str
   health_path:
     description: HTTP path of the daemon's health endpoint; empty to skip the health check.
     type: str
     default: /health
   health_timeout:
-    description: Seconds to wait for the health answer.
+    description: Seconds the whole health request may take (connect, send and every read together).
     type: float
     default: 5.0
   service_name:
@@ -119,7 +129,7 @@ RETURN = r"""
 diagnosis:
   description:
     - C(healthy), C(busy), C(not_listening), C(never_started), C(crashed), C(wrong_owner), C(unmanaged),
-      C(owner_unknown) or C(health_failed), as defined by C(ringrift.cluster.p2p_listener).
+      C(owner_unknown), C(health_failed) or C(port_shared), as defined by C(ringrift.cluster.p2p_listener).
   returned: always
   type: str
   sample: crashed
@@ -132,6 +142,11 @@ pid:
   returned: always
   type: int
   sample: 4242
+other_owners:
+  description: Other programs listening on the port (C(port_shared)), as RV(ringrift.cluster.p2p_listener#module:other_owners).
+  returned: always
+  type: list
+  elements: dict
 cmdline:
   description: Command line of the port's owner.
   returned: always
@@ -265,6 +280,8 @@ def main():
             port=dict(type="int", default=8770),
             node_id=dict(type="str"),
             cmdline_regex=dict(type="str", default=p2p_proc.DEFAULT_CMDLINE_REGEX),
+            python=dict(type="path"),
+            script=dict(type="str"),
             health_path=dict(type="str", default="/health"),
             health_timeout=dict(type="float", default=5.0),
             service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
@@ -293,6 +310,8 @@ def main():
             "port": params["port"],
             "node_id": params["node_id"],
             "cmdline_regex": params["cmdline_regex"],
+            "python": params["python"],
+            "script": params["script"],
             "health_path": params["health_path"] or None,
             "health_timeout": params["health_timeout"],
             "service_name": params["service_name"],

@@ -23,8 +23,16 @@ description:
     C(tail -f) or a stale PID whose command line mentions C(p2p_orchestrator) does not count as a
     running daemon; only the holder of the LISTEN socket does.
   - Checks that the holder is the expected daemon (O(cmdline_regex), O(node_id),
-    O(check_port_in_cmdline)), optionally that it is the service manager's main PID or one of
-    its children (O(service_manager)), and optionally that its health endpoint answers (O(health_path)).
+    O(check_port_in_cmdline), and with O(python) and O(script) the interpreter and the script it runs),
+    optionally that it is the service manager's main PID or one of its children (O(service_manager)),
+    and optionally that its health endpoint answers (O(health_path)).
+  - Separate programs listening on the port (a second process with C(SO_REUSEPORT) on the same address,
+    or another address on the same port) give RV(diagnosis=port_shared), since part of the connections
+    reach a process that is not the daemon. Processes of one tree (forked workers, the service manager's main
+    PID and its children) count as one program.
+  - A holder that exits while it is being inspected is re-checked (the socket table is read again), so
+    a daemon that just stopped is not blamed as a wrong owner. A daemon whose main thread has exited
+    while other threads run is found through C(/proc/<pid>/task/<tid>/fd).
   - "When nothing listens, reads the end of the daemon log (O(log_path)) to tell a daemon that never
     started from one that crashed, and extracts the last error (Python traceback, missing module,
     C(FATAL: Missing critical dependencies), C(Could not auto-detect node-id), C(Address already in use))."
@@ -39,8 +47,11 @@ options:
     default: 8770
   bind_address:
     description:
-      - Only consider a LISTEN socket bound to exactly this IP address (C(0.0.0.0) and C(::) mean the
-        wildcard socket). IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+      - With O(state=listening), only consider a LISTEN socket bound to exactly this IP address (C(0.0.0.0)
+        and C(::) mean the wildcard socket). IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+      - With O(state=absent), every LISTEN socket that keeps this address and port from being bound counts, that is
+        the same address, a wildcard (C(0.0.0.0) holds every IPv4 address, C(::) every address, as a
+        dual-stack socket), or for a wildcard O(bind_address) any address of its family.
       - Unset means a socket on any address counts.
     type: str
   cmdline_regex:
@@ -59,16 +70,41 @@ options:
       - Require the owner's C(--port) argument to equal O(port) (no C(--port) means the daemon's default 8770).
     type: bool
     default: false
+  python:
+    description:
+      - Absolute path of the interpreter the service runs, for example C(/opt/ringrift/venv/bin/python).
+      - The owner's executable (C(/proc/<pid>/exe)) must be the file this path resolves to, and its
+        C(argv[0]), resolved the way the interpreter resolves it (relative to the process's working directory,
+        or searched in its C(PATH)), must be this path or another name of the same binary in the same directory
+        (C(venv/bin/python3) next to C(venv/bin/python)). A venv's python is a symlink to the system one, so a
+        process started as C(/usr/bin/python3.11) has the same executable but not the venv, and gives RV(diagnosis=wrong_owner).
+      - An executable or working directory that cannot be read (another user's process without root) gives
+        RV(diagnosis=owner_unknown).
+      - Unset skips the check.
+    type: path
+  script:
+    description:
+      - Path of the script the service runs, for example C(/opt/ringrift/ai-service/scripts/p2p_orchestrator.py).
+      - The owner's script (its first argument after the interpreter's options; none for C(-c) or C(-m)) and this
+        path are compared with symlinks resolved; a relative path, on either side, is taken relative to the
+        process's working directory (C(/proc/<pid>/cwd)). A relative O(script) therefore only pins the script inside
+        whatever directory the process runs in; an absolute one pins the checkout too.
+      - Unset skips the check.
+    type: str
   health_path:
     description:
       - When set, C(GET http://<address>:<port><health_path>) is sent to the owner, where the address is
         C(127.0.0.1) for an IPv4 wildcard or loopback socket, C(::1) for C(::), or the specific address the
         socket is bound to (or O(bind_address)). No proxy is used.
+      - The socket probed is one of the checked owner's own (never an address another process holds).
       - A 2xx answer is alive; JSON C(healthy=false) in a 2xx answer gives RV(diagnosis=busy) (alive, not a failure);
-        a non-2xx answer, a timeout, a refused connection or a wrong C(node_id) gives RV(diagnosis=health_failed).
+        a non-2xx answer, a timeout, a refused connection, a body over 64 KiB (or a head over 16 KiB) or a wrong
+        C(node_id) gives RV(diagnosis=health_failed).
     type: str
   health_timeout:
-    description: Seconds to wait for the health answer.
+    description:
+      - Seconds the whole health request may take, connect, send and every read together (a server that
+        sends one byte at a time cannot stretch it).
     type: float
     default: 5.0
   service_name:
@@ -162,6 +198,13 @@ EXAMPLES = r"""
     service_manager: auto
     log_path: /var/log/ringrift/p2p.log
 
+- name: The daemon runs the venv's interpreter and the checkout's script
+  ringrift.cluster.p2p_listener:
+    node_id: "{{ inventory_hostname }}"
+    python: /opt/ringrift/venv/bin/python
+    script: /opt/ringrift/ai-service/scripts/p2p_orchestrator.py
+    health_path: /health
+
 - name: Wait up to 60 seconds after a restart
   ringrift.cluster.p2p_listener:
     health_path: /health
@@ -209,7 +252,9 @@ listening:
   type: bool
   sample: true
 pid:
-  description: PID holding the LISTEN socket (the parent when forked workers share it); null when nothing listens or the owner is unknown.
+  description:
+    - PID holding the LISTEN socket (the parent when forked workers share it); null when nothing listens or the owner is unknown.
+    - When several programs hold the port, the one that is the expected daemon (the service manager's first).
   returned: always
   type: int
   sample: 41233
@@ -219,6 +264,31 @@ owner_pids:
   type: list
   elements: int
   sample: [41233]
+other_owners:
+  description:
+    - The other programs that listen on the port, one entry per process tree, besides the one of RV(pid);
+      empty when only one program listens. Not empty gives RV(diagnosis=port_shared) (or V(wrong_owner) when
+      none of them is the daemon).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pid:
+      description: The program's first PID holding a socket (the parent of its forked workers).
+      type: int
+    pids:
+      description: Every PID of that program holding a socket on the port.
+      type: list
+      elements: int
+    cmdline:
+      description: Command line of RV(other_owners[].pid).
+      type: list
+      elements: str
+    addresses:
+      description: Addresses of the sockets that program holds.
+      type: list
+      elements: str
+  sample: [{pid: 5120, pids: [5120], cmdline: [/usr/bin/python3, /tmp/intruder.py], addresses: ["0.0.0.0"]}]
 cmdline:
   description: Command line of RV(pid), one element per argument; empty when there is no owner.
   returned: always
@@ -230,6 +300,11 @@ exe:
   returned: always
   type: str
   sample: /usr/bin/python3.11
+cwd:
+  description: Working directory of RV(pid) (C(/proc/<pid>/cwd)); null when unknown or unreadable.
+  returned: always
+  type: str
+  sample: /opt/ringrift/ai-service
 user:
   description: Login name of the real UID of RV(pid) (the number when it has no passwd entry).
   returned: always
@@ -278,7 +353,9 @@ unreadable_fd_dirs:
   type: int
   sample: 0
 owner_matches:
-  description: Whether RV(pid) is the expected daemon (O(cmdline_regex), O(node_id), O(check_port_in_cmdline)); null when there is no known owner.
+  description:
+    - Whether RV(pid) is the expected daemon (O(cmdline_regex), O(node_id), O(check_port_in_cmdline), O(python), O(script)).
+    - Null when there is no known owner, or when a check could not be made (RV(diagnosis=owner_unknown)).
   returned: always
   type: bool
   sample: true
@@ -286,7 +363,7 @@ owner_problem:
   description: Why the owner does not match; null when it matches or there is no owner.
   returned: always
   type: str
-  sample: "command line does not match 'p2p_orchestrator'"
+  sample: "started as /usr/bin/python3.11, expected /opt/ringrift/venv/bin/python (the same binary /usr/bin/python3.11, but not the expected venv or install)"
 managed_pid:
   description: Main PID reported by the service manager; 0 when it says the service is not running; null when not asked or unknown.
   returned: always
@@ -312,7 +389,7 @@ health:
       description: 2xx answer with the expected node id.
       type: bool
     body:
-      description: Answer body (first 64 KiB).
+      description: Answer body (at most 64 KiB; a longer one is an error).
       type: str
     json:
       description: Answer body parsed as JSON, null when it is not JSON.
@@ -324,7 +401,9 @@ health:
       description: The JSON C(node_id) field, null when absent.
       type: str
     error:
-      description: Why RV(health.ok) is false (C(timed out after 5.0s), C(connection refused), C(HTTP 500), C(node_id mismatch ...)).
+      description:
+        - Why RV(health.ok) is false (C(timed out after 5.0s (whole request)), C(connection refused), C(HTTP 500),
+          C(node_id mismatch ...), C(body over the 65536 byte limit), C(not an HTTP answer ...)).
       type: str
     elapsed:
       description: Seconds the request took.
@@ -341,9 +420,12 @@ diagnosis:
     - V(crashed) nothing listens and the current run's log (after the last start marker) shows an error
       (see RV(last_error)), or a young run follows a run that died with an error (crash loop).
     - V(wrong_owner) another program (or the daemon with another node id or port) holds the port.
-    - V(owner_unknown) the socket exists but no readable C(/proc/<pid>/fd) links to it.
+    - V(owner_unknown) the socket exists but no readable C(/proc/<pid>/fd) links to it (the message says to use
+      C(become) only when the module does not run as root; as root the holder is outside the PID namespace),
+      or O(python)/O(script) cannot be checked because the owner's C(exe) or C(cwd) cannot be read.
     - V(unmanaged) the daemon holds the port but is not the service manager's main PID or its child.
     - V(health_failed) the daemon holds the port but the health request failed.
+    - V(port_shared) the daemon holds the port, but a separate program listens on it too (see RV(other_owners)).
   returned: always
   type: str
   sample: healthy
@@ -406,6 +488,8 @@ def main():
             cmdline_regex=dict(type="str", default="p2p_orchestrator"),
             node_id=dict(type="str"),
             check_port_in_cmdline=dict(type="bool", default=False),
+            python=dict(type="path"),
+            script=dict(type="str"),
             health_path=dict(type="str"),
             health_timeout=dict(type="float", default=5.0),
             service_name=dict(type="str", default="ringrift-p2p"),

@@ -494,3 +494,164 @@ def test_playbook_audit_registers_result(tmp_path, procs):
                           universal_newlines=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout
     assert re.search(r"localhost\s+: ok=3\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), proc.stdout
+
+
+# --------------------------------------------------------------------------- hardening (issue 13)
+
+DRIP_SCRIPT = textwrap.dedent('''\
+    """Accepts HTTP requests and answers one byte every half second, for a minute (test helper)."""
+    import socket
+    import sys
+    import threading
+    import time
+
+    ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Length: 100\\r\\n\\r\\n" + b" " * 100
+
+
+    def drip(conn):
+        try:
+            conn.recv(4096)
+            for index in range(len(ANSWER)):
+                conn.sendall(ANSWER[index:index + 1])
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((sys.argv[1], int(sys.argv[2])))
+    sock.listen(16)
+    while True:
+        conn, _addr = sock.accept()
+        threading.Thread(target=drip, args=(conn,), daemon=True).start()
+    ''')
+
+REUSEPORT_SCRIPT = textwrap.dedent('''\
+    """Listens with SO_REUSEPORT on HOST:PORT and never answers (test helper)."""
+    import socket
+    import sys
+    import time
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((sys.argv[1], int(sys.argv[2])))
+    sock.listen(16)
+    time.sleep(600)
+    ''')
+
+THREADS_ONLY_SCRIPT = textwrap.dedent('''\
+    """Listens, then lets its main thread exit while another thread keeps the process (test helper)."""
+    import ctypes
+    import socket
+    import sys
+    import threading
+    import time
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((sys.argv[1], int(sys.argv[2])))
+    sock.listen(16)
+    threading.Thread(target=time.sleep, args=(600,)).start()
+    ctypes.CDLL(None).pthread_exit(None)  # ctypes drops the GIL first; only the main thread ends
+    ''')
+
+
+def test_dripping_health_server_is_cut_off_at_health_timeout(tmp_path, procs):
+    port = free_port()
+    script = tmp_path / "p2p_orchestrator_drip.py"
+    script.write_text(DRIP_SCRIPT)
+    drip = procs([PYTHON, str(script), "127.0.0.1", str(port)])
+    wait_listening(drip, "127.0.0.1", port)
+    rc, result = run_module(tmp_path, port=port, health_path="/health", health_timeout=2)
+    assert rc != 0
+    assert result["pid"] == drip.pid
+    assert result["diagnosis"] == "health_failed"
+    assert result["health"]["error"] == "timed out after 2.0s (whole request)"
+    assert result["health"]["elapsed"] < 3.0  # a per-read timeout would wait for all 150 bytes: 75 s
+    assert result["waited_seconds"] < 4.0
+
+
+def test_second_program_with_so_reuseport_is_port_shared(tmp_path, procs):
+    port = free_port()
+    script = tmp_path / "reuseport.py"
+    script.write_text(REUSEPORT_SCRIPT)
+    daemon = procs([PYTHON, str(script), "127.0.0.1", str(port), "p2p_orchestrator", "--node-id", "it-node"])
+    wait_listening(daemon, "127.0.0.1", port)
+    intruder = procs([PYTHON, str(script), "127.0.0.1", str(port), "intruder"])
+    deadline = time.time() + 10
+    rc, result = run_module(tmp_path, port=port, node_id="it-node")
+    while len(result["owner_pids"]) < 2 and time.time() < deadline:  # the intruder may still be starting
+        time.sleep(0.2)
+        rc, result = run_module(tmp_path, port=port, node_id="it-node")
+    assert intruder.poll() is None
+    assert rc != 0
+    assert result["diagnosis"] == "port_shared", result["msg"]
+    assert result["pid"] == daemon.pid
+    assert sorted(result["owner_pids"]) == sorted([daemon.pid, intruder.pid])
+    assert [o["pid"] for o in result["other_owners"]] == [intruder.pid]
+    assert result["other_owners"][0]["cmdline"][-1] == "intruder"
+    assert [(a["address"], a["port"]) for a in result["addresses"]] == [("127.0.0.1", port), ("127.0.0.1", port)]
+
+
+def test_python_and_script_options_against_the_standin(tmp_path, procs):
+    port = free_port()
+    checkout = os.path.dirname(os.path.dirname(STANDIN))
+    relative = [PYTHON, "scripts/p2p_orchestrator.py"] + standin_argv(port)[2:]
+    daemon = procs(relative, cwd=checkout)
+    wait_listening(daemon, "127.0.0.1", port)
+    rc, result = run_module(tmp_path, port=port, node_id="it-node", python=PYTHON, script=STANDIN, health_path="/health")
+    assert rc == 0, result
+    assert result["diagnosis"] == "healthy"
+    assert result["cwd"] == os.path.realpath(checkout)
+    rc, result = run_module(tmp_path, port=port, python=PYTHON, script="scripts/p2p_orchestrator.py")
+    assert rc == 0, result
+    rc, other = run_module(tmp_path, port=port, script=str(tmp_path / "scripts" / "p2p_orchestrator.py"))
+    assert rc != 0
+    assert other["diagnosis"] == "wrong_owner"
+    assert other["owner_problem"].startswith("script is %s" % os.path.realpath(STANDIN))
+    # The venv's python is a symlink to the system one: the same binary started without the venv must not pass.
+    system = os.path.realpath(PYTHON)
+    assert system != PYTHON
+    squatter = tmp_path / "p2p_orchestrator_plain.py"
+    squatter.write_text(SQUATTER_SCRIPT)  # stdlib only: the system python lacks the daemon's packages
+    plain_port = free_port()
+    plain = procs([system, str(squatter), "127.0.0.1", str(plain_port)])
+    wait_listening(plain, "127.0.0.1", plain_port)
+    rc, bare = run_module(tmp_path, port=plain_port, python=PYTHON)
+    assert rc != 0
+    assert bare["diagnosis"] == "wrong_owner"
+    assert bare["owner_problem"].startswith("started as %s, expected %s" % (system, PYTHON))
+    rc, same = run_module(tmp_path, port=plain_port, python=system)
+    assert rc == 0, same
+
+
+def test_daemon_on_a_specific_loopback_address_is_probed_there(tmp_path, procs):
+    port = free_port("127.0.0.2")
+    daemon = procs(standin_argv(port, host="127.0.0.2"))
+    wait_listening(daemon, "127.0.0.2", port)
+    rc, result = run_module(tmp_path, port=port, node_id="it-node", health_path="/health")
+    assert rc == 0, result
+    assert result["health"]["url"] == "http://127.0.0.2:%d/health" % port
+    assert result["diagnosis"] == "healthy"
+
+
+def test_daemon_whose_main_thread_exited_is_still_its_owner(tmp_path, procs):
+    port = free_port()
+    script = tmp_path / "p2p_orchestrator_threads.py"
+    script.write_text(THREADS_ONLY_SCRIPT)
+    argv = [PYTHON, str(script), "127.0.0.1", str(port), "--node-id", "it-node"]
+    daemon = procs(argv)
+    wait_listening(daemon, "127.0.0.1", port)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # wait until the main thread is gone
+        with open("/proc/%d/stat" % daemon.pid) as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.1)
+    assert daemon.poll() is None  # the process lives on
+    rc, result = run_module(tmp_path, port=port, node_id="it-node", script=str(script))
+    assert rc == 0, result
+    assert result["diagnosis"] == "healthy"
+    assert result["pid"] == daemon.pid
+    assert result["cmdline"] == argv

@@ -8,9 +8,11 @@ from __future__ import absolute_import, division, print_function
 import errno
 import json
 import os
+import shutil
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -66,12 +68,17 @@ class FakeProc(object):
         self._write("net/tcp", TCP_HEADER + "".join(self.tcp))
         self._write("net/tcp6", TCP6_HEADER + "".join(self.tcp6))
 
-    def add_process(self, pid, cmdline, ppid=1, uid=0, starttime=25000, exe="/usr/bin/python3.11", sockets=(), comm=None, other_fds=True):
+    def add_process(self, pid, cmdline, ppid=1, uid=0, starttime=25000, exe="/usr/bin/python3.11", sockets=(), comm=None, other_fds=True,
+                    cwd=None, environ=None, state="S"):
         base = os.path.join(self.root, str(pid))
         os.makedirs(os.path.join(base, "fd"))
-        self._write("%d/cmdline" % pid, b"\0".join(a.encode("utf-8") for a in cmdline) + b"\0", mode="wb")
+        self._write("%d/cmdline" % pid, b"\0".join(a.encode("utf-8") for a in cmdline) + b"\0" if cmdline else b"", mode="wb")
+        if cwd:
+            os.symlink(cwd, os.path.join(base, "cwd"))
+        if environ is not None:
+            self._write("%d/environ" % pid, b"".join(("%s=%s" % item).encode() + b"\0" for item in sorted(environ.items())), mode="wb")
         comm = comm or os.path.basename(cmdline[0])[:15]
-        fields = ["S", str(ppid)] + ["0"] * 17 + [str(starttime)] + ["0"] * 10
+        fields = [state, str(ppid)] + ["0"] * 17 + [str(starttime)] + ["0"] * 10
         self._write("%d/stat" % pid, "%d (%s) %s\n" % (pid, comm, " ".join(fields)))
         self._write("%d/comm" % pid, comm + "\n")
         self._write("%d/status" % pid, "Name:\t%s\nState:\tS (sleeping)\nPPid:\t%d\nUid:\t%d\t%d\t%d\t%d\nGid:\t0\t0\t0\t0\n" % (
@@ -441,7 +448,7 @@ def test_diagnose_log_clean_missing_and_tail(tmp_path):
 
 # --------------------------------------------------------------------------- health (loopback HTTP)
 
-def _start_server(status=200, body=None, delay=0.0):
+def _start_server(status=200, body=None, delay=0.0, host="127.0.0.1"):
     try:
         from http.server import BaseHTTPRequestHandler, HTTPServer
     except ImportError:  # pragma: no cover
@@ -462,7 +469,7 @@ def _start_server(status=200, body=None, delay=0.0):
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server = HTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server
@@ -578,7 +585,13 @@ def test_inspect_prefers_matching_owner_among_several(proc):
     result = p2p_proc.inspect(params(proc))
     assert result["pid"] == 100
     assert result["owner_pids"] == [300, 100]
-    assert result["diagnosis"] == "healthy"
+    # another program answers on 127.0.0.1: the port is shared, not healthy
+    assert result["diagnosis"] == "port_shared"
+    assert result["other_owners"] == [{"pid": 300, "pids": [300], "cmdline": ["/usr/bin/other"], "addresses": ["127.0.0.1"]}]
+    assert "also held by pid 300" in result["msg"]
+    bound = p2p_proc.inspect(params(proc, bind_address="::1"))
+    assert bound["pid"] == 100
+    assert bound["diagnosis"] == "healthy"
 
 
 @pytest.mark.parametrize("extra, problem", [
@@ -783,3 +796,486 @@ def test_inspect_health_healthy_busy_failed(proc, http_server):
 def test_inspect_rejects_invalid_params(proc, bad):
     with pytest.raises(ValueError):
         p2p_proc.inspect(params(proc, **bad))
+
+
+# --------------------------------------------------------------------------- hardening (issue 13)
+
+class RawServer(object):
+    """Loopback TCP server that answers every connection with ``reply(conn)`` in a thread."""
+
+    def __init__(self, reply, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.reply = reply
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, dummy = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            conn.recv(4096)
+            self.reply(conn, self.stop)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def start(reply, host="127.0.0.1"):
+        server = RawServer(reply, host)
+        servers.append(server)
+        return server.port
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _drip(data, interval=0.1, limit=8.0):
+    """Reply that sends ``data`` one byte every ``interval`` seconds (for at most ``limit`` seconds)."""
+    def reply(conn, stop):
+        started = time.time()
+        for byte in data:
+            if stop.is_set() or time.time() - started > limit:
+                return
+            conn.sendall(bytes([byte]))
+            stop.wait(interval)
+    return reply
+
+
+@pytest.mark.parametrize("payload", [
+    b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 200,  # the head never ends
+    b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + b" " * 200,  # the body trickles
+])
+def test_check_health_deadline_bounds_the_whole_request_not_each_read(raw_server, payload):
+    port = raw_server(_drip(payload, interval=0.1))
+    started = time.time()
+    result = p2p_proc.check_health("127.0.0.1", port, "/health", 1.0)
+    took = time.time() - started
+    assert result["ok"] is False
+    assert result["error"] == "timed out after 1.0s (whole request)"
+    assert took < 1.8, took
+    assert result["elapsed"] < 1.8
+
+
+def test_check_health_bounds_the_body_and_the_head(raw_server):
+    def huge_length(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n{")
+
+    def endless(conn, stop):
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        chunk = b"[" * 16384
+        while not stop.is_set():
+            conn.sendall(chunk)
+
+    def long_head(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: a\r\n" * 5000)
+
+    declared = p2p_proc.check_health("127.0.0.1", raw_server(huge_length), "/health", 5.0)
+    assert declared["ok"] is False
+    assert declared["error"] == "body of 10485760 bytes is over the 65536 byte limit"
+    streamed = p2p_proc.check_health("127.0.0.1", raw_server(endless), "/health", 5.0)
+    assert streamed["ok"] is False
+    assert streamed["error"] == "body over the 65536 byte limit"
+    assert streamed["elapsed"] < 4
+    head = p2p_proc.check_health("127.0.0.1", raw_server(long_head), "/health", 5.0)
+    assert head["error"] == "response head longer than 16384 bytes"
+
+
+def test_check_health_reads_chunked_and_close_delimited_bodies(raw_server):
+    body = json.dumps({"healthy": True, "node_id": "gpu-01"}).encode()
+
+    def chunked(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in (body[:10], body[10:]):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.sendall(b"0\r\n\r\n")
+        stop.wait(5)  # keeps the connection open: the end is the last chunk, not EOF
+
+    def close_delimited(conn, stop):
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+
+    for reply in (chunked, close_delimited):
+        result = p2p_proc.check_health("127.0.0.1", raw_server(reply), "/health", 2.0, expected_node_id="gpu-01")
+        assert result["ok"] is True, result
+        assert result["json"] == {"healthy": True, "node_id": "gpu-01"}
+        assert result["elapsed"] < 1.5
+
+
+def test_check_health_not_http(raw_server):
+    def garbage(conn, stop):
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    result = p2p_proc.check_health("127.0.0.1", raw_server(garbage), "/health", 2.0)
+    assert result["ok"] is False
+    assert result["error"].startswith("not an HTTP answer")
+
+
+@pytest.mark.parametrize("bad", [
+    {"health_path": "/health HTTP/1.0\r\nX-Injected: 1"},
+    {"health_timeout": 0},
+    {"python": "venv/bin/python"},
+    {"script": "-c"},
+])
+def test_inspect_rejects_invalid_hardening_params(proc, bad):
+    with pytest.raises(ValueError):
+        p2p_proc.inspect(params(proc, **bad))
+
+
+# SO_REUSEPORT: several programs on one port
+
+def test_two_programs_sharing_the_port_with_so_reuseport_is_port_shared(proc):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_socket("0.0.0.0", 8770, 5002)  # a second socket on the same address: SO_REUSEPORT
+    proc.add_process(100, DAEMON, sockets=[5001])
+    proc.add_process(400, ["/usr/bin/python3", "/tmp/intruder.py"], sockets=[5002])
+    result = p2p_proc.inspect(params(proc, node_id="gpu-01", fail_on_mismatch=False))
+    assert result["diagnosis"] == "port_shared"
+    assert result["state_ok"] is False
+    assert result["pid"] == 100
+    assert result["owner_matches"] is True
+    assert result["owner_pids"] == [100, 400]
+    assert result["other_owners"] == [{"pid": 400, "pids": [400], "cmdline": ["/usr/bin/python3", "/tmp/intruder.py"],
+                                       "addresses": ["0.0.0.0"]}]
+    assert "also held by pid 400 (/usr/bin/python3 /tmp/intruder.py) on 0.0.0.0" in result["msg"]
+    assert "SO_REUSEPORT" in result["msg"]
+    assert "port_shared" in p2p_proc.DIAGNOSES and "port_shared" not in p2p_proc.ALIVE_DIAGNOSES
+
+
+def test_two_copies_of_the_daemon_sharing_the_port_is_port_shared_even_when_one_is_managed(proc):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_socket("0.0.0.0", 8770, 5002)
+    proc.add_process(90, DAEMON, ppid=1, sockets=[5001])  # a copy started by hand
+    proc.add_process(100, DAEMON, ppid=1, sockets=[5002])  # the unit's main PID
+    result = p2p_proc.inspect(params(proc, service_manager="systemd"), runner=FakeRunner({"systemctl show": (0, "100\n", "")}))
+    assert result["diagnosis"] == "port_shared"
+    assert result["pid"] == 100  # the managed one is reported, the stray is the other owner
+    assert [o["pid"] for o in result["other_owners"]] == [90]
+
+
+def test_one_service_tree_is_one_owner(proc):
+    """Workers of the managed main PID (each with its own SO_REUSEPORT socket), and children
+    that inherited the parent's socket, are the same service."""
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_socket("0.0.0.0", 8770, 5002)
+    proc.add_socket("0.0.0.0", 8770, 5003)
+    proc.add_process(50, ["/bin/sh", "-c", "exec p2p_orchestrator"], ppid=1)
+    proc.add_process(51, DAEMON, ppid=50, sockets=[5001])
+    proc.add_process(52, DAEMON, ppid=50, sockets=[5002])
+    proc.add_process(53, DAEMON, ppid=52, sockets=[5002, 5003])
+    result = p2p_proc.inspect(params(proc, service_manager="systemd"), runner=FakeRunner({"systemctl show": (0, "50\n", "")}))
+    assert result["diagnosis"] == "healthy", result["msg"]
+    assert result["other_owners"] == []
+    assert p2p_proc.owner_groups([51, 52, 53], None, proc.root) == [[51], [52, 53]]
+    assert p2p_proc.owner_groups([51, 52, 53], 50, proc.root) == [[51, 52, 53]]
+
+
+def test_two_foreign_programs_are_wrong_owner_naming_both(proc):
+    proc.add_socket("127.0.0.1", 8770, 5001)
+    proc.add_socket("::1", 8770, 5002)
+    proc.add_process(300, ["/usr/sbin/nginx"], sockets=[5001])
+    proc.add_process(301, ["/usr/bin/socat", "TCP6-LISTEN:8770"], sockets=[5002])
+    result = p2p_proc.inspect(params(proc))
+    assert result["diagnosis"] == "wrong_owner"
+    assert result["pid"] == 300
+    assert "also held by pid 301" in result["msg"]
+
+
+# python / script: the interpreter and the script the service runs
+
+@pytest.fixture
+def venv(tmp_path):
+    """A system python, a venv whose python and python3 link to it, and a service checkout."""
+    system = tmp_path / "usr" / "bin"
+    system.mkdir(parents=True)
+    real = system / "python3.11"
+    real.write_text("#!binary\n")
+    real.chmod(0o755)
+    (system / "python3").symlink_to("python3.11")
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3").symlink_to(str(real))
+    (bin_dir / "python").symlink_to("python3")
+    checkout = tmp_path / "ai-service"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / "p2p_orchestrator.py").write_text("# daemon\n")
+    other = tmp_path / "old-checkout"
+    (other / "scripts").mkdir(parents=True)
+    (other / "scripts" / "p2p_orchestrator.py").write_text("# old daemon\n")
+    return {"real": str(real), "system_python3": str(system / "python3"), "python": str(bin_dir / "python"),
+            "python3": str(bin_dir / "python3"), "bin": str(bin_dir), "checkout": str(checkout), "other": str(other),
+            "script": str(checkout / "scripts" / "p2p_orchestrator.py"), "root": str(tmp_path)}
+
+
+ARGS = DAEMON[1:]
+
+
+def _daemon_with(proc, argv0, venv, exe=None, cwd=None, environ=None, script=None):
+    argv = [argv0] + ([script] if script else ARGS[:1]) + ARGS[1:]
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, argv, sockets=[5001], exe=venv["real"] if exe is None else exe, cwd=cwd or venv["checkout"],
+                     environ=environ)
+
+
+@pytest.mark.parametrize("argv0, environ, diagnosis, problem", [
+    ("{python}", None, "healthy", None),
+    ("{python3}", None, "healthy", None),  # another name of the same venv interpreter
+    ("../venv/bin/python", None, "healthy", None),  # relative to the process's cwd (the checkout)
+    ("python", {"PATH": "{bin}:/usr/bin"}, "healthy", None),  # found in the process's PATH, like the interpreter does
+    ("{real}", None, "wrong_owner", "started as {real}, expected {python} (the same binary {real}, but not the expected venv or install)"),
+    ("{system_python3}", None, "wrong_owner", "started as {system_python3}, expected {python}"),
+    ("python", None, "owner_unknown", "cannot tell which file argv[0] 'python' of pid 100 names (cwd or PATH unreadable)"),
+])
+def test_python_option_checks_the_interpreter_and_the_venv(proc, venv, argv0, environ, diagnosis, problem):
+    def fmt(text):
+        return text.format(**venv)
+
+    _daemon_with(proc, fmt(argv0), venv, environ=dict((k, fmt(v)) for k, v in (environ or {}).items()) if environ else None)
+    result = p2p_proc.inspect(params(proc, python=venv["python"], fail_on_mismatch=False))
+    assert result["diagnosis"] == diagnosis, result["msg"]
+    if problem is None:
+        assert result["owner_problem"] is None
+    else:
+        assert result["owner_problem"].startswith(fmt(problem))
+
+
+def test_python_option_other_binary_or_unreadable_exe(proc, venv):
+    _daemon_with(proc, venv["python"], venv, exe="/usr/bin/perl")
+    other = p2p_proc.inspect(params(proc, python=venv["python"]))
+    assert other["diagnosis"] == "wrong_owner"
+    assert other["owner_problem"] == "interpreter is /usr/bin/perl, expected %s (%s)" % (venv["python"], venv["real"])
+    os.remove(os.path.join(proc.root, "100", "exe"))
+    unreadable = p2p_proc.inspect(params(proc, python=venv["python"]))
+    assert unreadable["diagnosis"] == "owner_unknown"
+    assert unreadable["owner_matches"] is None
+    assert unreadable["owner_problem"].startswith("cannot read /proc/100/exe")
+    # a package upgrade replaced the binary under the running process: still the same interpreter
+    os.symlink(venv["real"] + " (deleted)", os.path.join(proc.root, "100", "exe"))
+    assert p2p_proc.inspect(params(proc, python=venv["python"]))["diagnosis"] == "healthy"
+
+
+def test_python_and_script_unset_keep_the_substring_match(proc, venv):
+    _daemon_with(proc, "/usr/bin/perl", venv, script="/tmp/fake/p2p_orchestrator.py")
+    assert p2p_proc.inspect(params(proc, node_id="gpu-01"))["diagnosis"] == "healthy"
+
+
+@pytest.mark.parametrize("script_arg, expected, diagnosis", [
+    ("scripts/p2p_orchestrator.py", "{script}", "healthy"),
+    ("scripts/p2p_orchestrator.py", "scripts/p2p_orchestrator.py", "healthy"),
+    ("{script}", "scripts/p2p_orchestrator.py", "healthy"),
+    ("./scripts/../scripts/p2p_orchestrator.py", "{script}", "healthy"),
+    ("{other}/scripts/p2p_orchestrator.py", "{script}", "wrong_owner"),
+    ("/tmp/p2p_orchestrator.py", "{script}", "wrong_owner"),
+])
+def test_script_option_resolves_against_the_process_cwd(proc, venv, script_arg, expected, diagnosis):
+    _daemon_with(proc, venv["python"], venv, script=script_arg.format(**venv))
+    result = p2p_proc.inspect(params(proc, script=expected.format(**venv), python=venv["python"]))
+    assert result["diagnosis"] == diagnosis, result["msg"]
+
+
+def test_script_option_sees_through_a_checkout_symlink_and_a_wrong_cwd(proc, venv):
+    link = os.path.join(venv["root"], "current")
+    os.symlink(venv["checkout"], link)
+    _daemon_with(proc, venv["python"], venv, cwd=venv["checkout"], script="scripts/p2p_orchestrator.py")
+    assert p2p_proc.inspect(params(proc, script=os.path.join(link, "scripts", "p2p_orchestrator.py")))["diagnosis"] == "healthy"
+    moved = p2p_proc.inspect(params(proc, script=os.path.join(venv["other"], "scripts", "p2p_orchestrator.py")))
+    assert moved["diagnosis"] == "wrong_owner"
+    assert moved["owner_problem"] == "script is %s, expected %s" % (
+        venv["script"], os.path.join(venv["other"], "scripts", "p2p_orchestrator.py"))
+    assert moved["cwd"] == venv["checkout"]
+
+
+def test_script_option_rejects_a_decoy_that_only_names_the_daemon(proc, venv):
+    decoy = [venv["python"], "-c", "import time; time.sleep(1e9)", "scripts/p2p_orchestrator.py", "--node-id", "gpu-01"]
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, decoy, sockets=[5001], exe=venv["real"], cwd=venv["checkout"])
+    plain = p2p_proc.inspect(params(proc, node_id="gpu-01"))
+    assert plain["diagnosis"] == "healthy"  # the substring match alone is fooled
+    checked = p2p_proc.inspect(params(proc, node_id="gpu-01", script="scripts/p2p_orchestrator.py"))
+    assert checked["diagnosis"] == "wrong_owner"
+    assert checked["owner_problem"] == "runs no script (expected scripts/p2p_orchestrator.py)"
+
+
+def test_script_option_needs_the_cwd_for_relative_paths(proc, venv):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, [venv["python"], "scripts/p2p_orchestrator.py"], sockets=[5001], exe=venv["real"])
+    result = p2p_proc.inspect(params(proc, script=venv["script"]))
+    assert result["diagnosis"] == "owner_unknown"
+    assert result["owner_problem"].startswith("cannot read /proc/100/cwd")
+
+
+@pytest.mark.parametrize("cmdline, expected", [
+    (["python", "-u", "-X", "dev", "-W", "ignore", "s.py", "--x"], "s.py"),
+    (["python", "-Xdev", "-OO", "s.py"], "s.py"),
+    (["python", "--", "-s.py"], "-s.py"),
+    (["python", "-c", "code", "s.py"], None),
+    (["python", "-m", "pkg", "s.py"], None),
+    (["python", "-mpkg"], None),
+    (["python"], None),
+])
+def test_script_argument(cmdline, expected):
+    assert p2p_proc.script_argument(cmdline) == expected
+
+
+# addresses: probe the owner's own address; a wildcard holds every address for state=absent
+
+def test_health_is_sent_to_the_address_the_daemon_is_bound_to(proc):
+    server = _start_server(body={"healthy": True, "node_id": "gpu-01"}, host="127.0.0.2")
+    try:
+        port = server.server_address[1]
+        proc.add_socket("127.0.0.2", port, 5001)
+        proc.add_process(100, DAEMON[:7] + [str(port)], sockets=[5001])
+        result = p2p_proc.inspect(params(proc, port=port, health_path="/health", node_id="gpu-01", health_timeout=2))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["health"]["url"] == "http://127.0.0.2:%d/health" % port
+    assert result["diagnosis"] == "healthy", result["msg"]
+
+
+@pytest.mark.parametrize("addresses, bind_address, expected", [
+    (["127.0.0.2"], None, "127.0.0.2"),
+    (["10.0.0.5", "127.0.0.3"], None, "127.0.0.3"),
+    (["10.0.0.5", "::"], None, "::1"),
+])
+def test_health_host_uses_the_owners_addresses(addresses, bind_address, expected):
+    assert p2p_proc.health_host([{"address": a} for a in addresses], bind_address) == expected
+
+
+@pytest.mark.parametrize("left, right, overlap", [
+    ("0.0.0.0", "10.0.0.5", True),
+    ("::", "10.0.0.5", True),
+    ("::", "::1", True),
+    ("::ffff:10.0.0.5", "10.0.0.5", True),
+    ("0.0.0.0", "::1", False),
+    ("10.0.0.5", "127.0.0.1", False),
+    ("::1", "fe80::1", False),
+])
+def test_addresses_overlap(left, right, overlap):
+    assert p2p_proc.addresses_overlap(left, right) is overlap
+    assert p2p_proc.addresses_overlap(right, left) is overlap  # symmetric
+
+
+@pytest.mark.parametrize("wildcard, bind_address", [
+    ("0.0.0.0", "10.0.0.5"), ("::", "10.0.0.5"), ("::", "::1"), ("10.0.0.5", "0.0.0.0"),
+])
+def test_state_absent_with_a_bind_address_sees_an_overlapping_listener(proc, wildcard, bind_address):
+    proc.add_socket(wildcard, 8770, 5001)
+    proc.add_process(100, DAEMON, sockets=[5001])
+    held = p2p_proc.inspect(params(proc, state="absent", bind_address=bind_address))
+    assert held["state_ok"] is False
+    assert held["failed"] is True
+    assert held["listening"] is True
+    assert held["pid"] == 100
+    assert held["msg"].startswith("port 8770 is not free: pid 100")
+    # state=listening keeps the exact match: the daemon must be bound as configured
+    assert p2p_proc.inspect(params(proc, bind_address=bind_address))["listening"] is False
+
+
+def test_state_absent_with_a_bind_address_ignores_other_specific_addresses(proc):
+    proc.add_socket("127.0.0.1", 8770, 5001)
+    proc.add_process(100, DAEMON, sockets=[5001])
+    free = p2p_proc.inspect(params(proc, state="absent", bind_address="10.0.0.5"))
+    assert free["state_ok"] is True
+
+
+# races and thread-group leaders
+
+def test_holder_that_exits_after_the_socket_scan_is_gone_not_wrong_owner(proc, monkeypatch):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, DAEMON, sockets=[5001])
+    real = p2p_proc.process_info
+    calls = []
+
+    def exits_first(pid, proc_root="/proc", now=None):
+        calls.append(pid)
+        if len(calls) == 1:  # the daemon exits right after the socket scan saw it
+            proc.tcp = []
+            proc.flush()
+            shutil.rmtree(os.path.join(proc.root, "100"))
+            return None
+        return real(pid, proc_root, now)
+
+    monkeypatch.setattr(p2p_proc, "process_info", exits_first)
+    result = p2p_proc.inspect(params(proc))
+    assert result["diagnosis"] == "not_listening", result["msg"]
+    assert result["listening"] is False
+
+
+def test_holder_that_exits_while_another_keeps_the_socket(proc, monkeypatch):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, DAEMON, sockets=[5001])
+    proc.add_process(101, DAEMON, ppid=100, sockets=[5001])
+    real = p2p_proc.process_info
+
+    def parent_gone(pid, proc_root="/proc", now=None):
+        return None if pid == 100 else real(pid, proc_root, now)
+
+    monkeypatch.setattr(p2p_proc, "process_info", parent_gone)
+    result = p2p_proc.inspect(params(proc))
+    assert result["diagnosis"] == "healthy", result["msg"]
+    assert result["pid"] == 101
+    assert result["owner_pids"] == [101]
+
+
+def _leader_exited(proc, pid, argv, inode, cwd="/srv/ai-service"):
+    """A process whose main thread exited: leader zombie with an empty fd table, one live thread."""
+    proc.add_process(pid, argv, exe=None, other_fds=False, state="Z")
+    with open(os.path.join(proc.root, str(pid), "cmdline"), "wb"):
+        pass
+    task = os.path.join(proc.root, str(pid), "task")
+    os.makedirs(os.path.join(task, str(pid), "fd"))
+    thread = os.path.join(task, str(pid + 1))
+    os.makedirs(os.path.join(thread, "fd"))
+    with open(os.path.join(thread, "cmdline"), "wb") as handle:
+        handle.write(b"\0".join(a.encode() for a in argv) + b"\0")
+    os.symlink("/usr/bin/python3.11", os.path.join(thread, "exe"))
+    os.symlink(cwd, os.path.join(thread, "cwd"))
+    os.symlink("socket:[%d]" % inode, os.path.join(thread, "fd", "3"))
+
+
+def test_daemon_whose_main_thread_exited_is_found_through_its_threads(proc):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    _leader_exited(proc, 100, DAEMON, 5001)
+    assert p2p_proc.find_listeners(8770, proc.root)[0]["pids"] == [100]
+    info = p2p_proc.process_info(100, proc.root)
+    assert info["leader_exited"] is True
+    assert info["cmdline"] == DAEMON
+    assert info["exe"] == "/usr/bin/python3.11"
+    assert info["cwd"] == "/srv/ai-service"
+    result = p2p_proc.inspect(params(proc, node_id="gpu-01", script="/srv/ai-service/scripts/p2p_orchestrator.py"))
+    assert result["diagnosis"] == "healthy", result["msg"]
+    assert result["pid"] == 100
+    assert result["cmdline"] == DAEMON
+
+
+@pytest.mark.parametrize("root, says_become", [(True, False), (False, True)])
+def test_owner_unknown_says_become_only_when_not_root(proc, monkeypatch, root, says_become):
+    proc.add_socket("0.0.0.0", 8770, 5001)  # nobody in this PID namespace holds it
+    proc.add_process(100, ["sleep", "100"])
+    monkeypatch.setattr(p2p_proc, "_running_as_root", lambda: root)
+    result = p2p_proc.inspect(params(proc))
+    assert result["diagnosis"] == "owner_unknown"
+    assert ("become" in result["msg"]) is says_become
+    if root:
+        assert "even as root" in result["msg"] and "PID namespace" in result["msg"]

@@ -30,6 +30,9 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 PYTHON = os.path.join(VENV_BIN, "python")
 ANSIBLE = os.path.join(VENV_BIN, "ansible")
 STANDIN = os.path.join(REPO, "tests", "fixtures", "ai-service", "scripts", "p2p_orchestrator.py")
+# Started as the service starts it: PYTHONPATH the service directory (the stand-in, like the
+# real daemon, imports its own package first) and an advertise host (no Tailscale wait).
+STANDIN_ENV = {"PYTHONPATH": os.path.dirname(os.path.dirname(STANDIN)), "RINGRIFT_P2P_ADVERTISE_HOST": "127.0.0.1"}
 STAMP = "ringrift.cluster.converge_stamp"
 STAMP_INFO = "ringrift.cluster.converge_stamp_info"
 NODE_ID = "stamp-node"
@@ -103,8 +106,8 @@ def procs():
     lock = threading.Lock()
 
     def start(argv, log_path=None):
-        env = dict(os.environ)
-        env.pop("NODE_ID", None)
+        env = dict(os.environ, **STANDIN_ENV)
+        env.pop("RINGRIFT_NODE_ID", None)
         env.pop("RINGRIFT_FAKE_BUSY", None)
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         try:

@@ -33,6 +33,9 @@ PYTHON = os.path.join(VENV_BIN, "python")
 ANSIBLE = os.path.join(VENV_BIN, "ansible")
 ANSIBLE_PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
 STANDIN = os.path.join(REPO, "tests", "fixtures", "ai-service", "scripts", "p2p_orchestrator.py")
+# Started as the service starts it: PYTHONPATH the service directory (the stand-in, like the
+# real daemon, imports its own package first) and an advertise host (no Tailscale wait).
+STANDIN_ENV = {"PYTHONPATH": os.path.dirname(os.path.dirname(STANDIN)), "RINGRIFT_P2P_ADVERTISE_HOST": "127.0.0.1"}
 MODULE = "ringrift.cluster.p2p_listener"
 
 pytestmark = pytest.mark.skipif(
@@ -158,8 +161,8 @@ def procs():
     lock = threading.Lock()
 
     def start(argv, log_path=None, env=None, cwd=None):
-        full_env = dict(os.environ)
-        full_env.pop("NODE_ID", None)
+        full_env = dict(os.environ, **STANDIN_ENV)
+        full_env.pop("RINGRIFT_NODE_ID", None)
         full_env.pop("RINGRIFT_FAKE_BUSY", None)
         full_env.update(env or {})
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -304,7 +307,7 @@ def test_crash_on_missing_module_is_read_from_the_log(tmp_path, procs):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCK_PSUTIL)
     log = str(tmp_path / "p2p.log")
-    crashed = procs(standin_argv(port), log_path=log, env={"PYTHONPATH": str(blocker)})
+    crashed = procs(standin_argv(port), log_path=log, env={"PYTHONPATH": str(blocker) + ":" + STANDIN_ENV["PYTHONPATH"]})
     assert crashed.wait(timeout=30) == 1
     with open(log) as handle:
         assert "ModuleNotFoundError: No module named 'psutil'" in handle.read()

@@ -304,7 +304,10 @@ def _check_gpu(stamp, gpu_runner):
     gpu = stamp.get("gpu")
     if not gpu:
         return [], [], None
-    verdict = gpu_runner(gpu)
+    try:
+        verdict = gpu_runner(gpu)
+    except ValueError as exc:
+        return ["the recorded GPU check is invalid: %s" % exc], [], None
     if verdict["diagnosis"] == "ok":
         return [], [], verdict
     text = "GPU check: %s: %s" % (verdict["diagnosis"], verdict["msg"])
@@ -314,36 +317,28 @@ def _check_gpu(stamp, gpu_runner):
     return [], [text], verdict
 
 
-def gpu_check(runner, which):
-    """``gpu_runner`` for :func:`verify`: the nvidia_gpu_info check with the recorded options.
+def gpu_check(run, which):
+    """``gpu_runner`` for :func:`verify`: :func:`nvidia_smi.check_gpus` with the recorded options.
 
-    :arg runner: ``runner(argv, timeout) -> (rc, stdout, stderr, timed_out)``.
+    The same check ``nvidia_gpu_info`` ran at converge time (same code, same verdict), under the
+    recorded ``timeout`` as its total deadline; the versions are not read (they decide nothing).
+
+    :arg run: ``run(argv, seconds) -> (rc, stdout, stderr, timed_out)`` (:func:`nvidia_smi.run_bounded`).
     :arg which: ``which(executable) -> absolute path or None``.
     """
-    def run(gpu):
-        smi = which(gpu["executable"])
-        if not smi:
-            return nvidia_smi.diagnose(False, False, [])
-        timeout = int(gpu.get("timeout") or 30)
-        rc, out, err, timed_out = runner([smi] + nvidia_smi.query_args(), timeout)
-        if timed_out:
-            return nvidia_smi.diagnose(True, False, [], driver_failure="nvidia-smi did not answer within %d s" % timeout)
-        failure, kind, first_line = nvidia_smi.classify_failure(rc, out, err)
-        if failure == "driver_unreachable":
-            return nvidia_smi.diagnose(True, False, [], driver_failure="%s (%s)" % (first_line, nvidia_smi.driver_failure_hint(kind)))
-        gpus, bad_lines = ([], []) if kind == "no_devices" else nvidia_smi.parse_query_csv(out)
-        torch = None
-        if gpus and gpu.get("check_torch"):
-            python = os.path.expanduser(gpu.get("python") or "python3")
-            t_rc, t_out, t_err, t_timed_out = runner([python, "-c", nvidia_smi.TORCH_PROBE], timeout)
-            torch = nvidia_smi.parse_torch_probe(t_rc, "" if t_timed_out else t_out,
-                                                 "timed out after %d s" % timeout if t_timed_out else t_err)
-        error = None
-        if rc != 0 and not gpus and kind != "no_devices":
-            error = "nvidia-smi --query-gpu failed (rc=%d): %s" % (rc, (err or out or "").strip()[:200])
-        return nvidia_smi.diagnose(True, True, gpus, gpu.get("expected_count"), gpu.get("expected_model"),
-                                   torch=torch, bad_lines=bad_lines, error=error)
-    return run
+    def check(gpu):
+        return nvidia_smi.check_gpus(
+            which,
+            executable=gpu["executable"],
+            expected_count=gpu.get("expected_count"),
+            expected_model=gpu.get("expected_model"),
+            check_torch=bool(gpu.get("check_torch")),
+            python=gpu.get("python") or "python3",
+            timeout=gpu.get("timeout") or nvidia_smi.DEFAULT_TIMEOUT,
+            read_versions=False,
+            run=run,
+        )
+    return check
 
 
 def verify(path, fingerprint, runner, gpu_runner, inspect=p2p_proc.inspect, file_reader=file_record):

@@ -22,7 +22,9 @@ description:
   - Under systemd, the unit must be enabled and need no C(daemon-reload).
   - The daemon must pass the same M(ringrift.cluster.p2p_listener) check as at converge time (its real PID holds the
     port, it is the service manager's main PID or a child of it, its health endpoint answers).
-  - The GPU check that passed must still pass (nvidia-smi count and model, torch when it was checked).
+  - The GPU check that passed must still pass: the same check as M(ringrift.cluster.nvidia_gpu_info) with the recorded
+    options (nvidia-smi count and model, torch when it was checked), the recorded C(timeout) being the total deadline of
+    every command it runs, so a hung C(nvidia-smi) cannot stall the run.
   - RV(converged) is true only when all of them hold; RV(reasons) says what does not. C(playbooks/site.yml) skips the
     roles on converged nodes and runs them in full on the others.
   - Read-only. Never fails because of what it finds.
@@ -117,14 +119,11 @@ def main():
     def runner(argv):
         return module.run_command(argv)
 
-    def timed_runner(argv, timeout):
-        return nvidia_smi.Runner(module, timeout).run(argv)
-
     def which(executable):
         return nvidia_smi.find_executable(module, executable)
 
     result = converge_stamp.verify(module.params["path"], module.params["fingerprint"], runner,
-                                   converge_stamp.gpu_check(timed_runner, which))
+                                   converge_stamp.gpu_check(nvidia_smi.run_bounded, which))
     for warning in result.pop("warnings"):
         module.warn(warning)
     listener = result.get("listener")

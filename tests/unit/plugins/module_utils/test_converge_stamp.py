@@ -798,7 +798,9 @@ def test_gpu_check_ok_on_eight_h100():
     assert verdict["count_matches"] is True
     assert verdict["model_matches"] is True
     assert verdict["msg"].startswith("8 x NVIDIA H100 80GB HBM3")
-    assert runner.calls == [(["/usr/bin/nvidia-smi"] + nvidia_smi.query_args(), 15)]
+    # One command, given the whole deadline less the time kept to kill and reap it.
+    assert [argv for argv, _seconds in runner.calls] == [["/usr/bin/nvidia-smi"] + nvidia_smi.query_args()]
+    assert runner.calls[0][1] == pytest.approx(15 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_default_timeout_and_no_expectations():
@@ -806,7 +808,7 @@ def test_gpu_check_default_timeout_and_no_expectations():
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi"})
     assert verdict["diagnosis"] == "ok"
     assert verdict["count"] == 3
-    assert runner.calls[0][1] == 30
+    assert runner.calls[0][1] == pytest.approx(30 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_count_mismatch():
@@ -852,7 +854,8 @@ def test_gpu_check_timed_out():
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi", "expected_count": 8, "timeout": 7})
     assert verdict["diagnosis"] == "driver_unreachable"
     assert "nvidia-smi did not answer within 7 s" in verdict["msg"]
-    assert runner.calls[0][1] == 7
+    assert verdict["driver_failure_kind"] == "timeout"
+    assert runner.calls[0][1] == pytest.approx(7 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_driver_unreachable():
@@ -883,7 +886,8 @@ def test_gpu_check_with_torch():
     gpu = {"executable": "nvidia-smi", "expected_count": 8, "check_torch": True, "python": "/venv/bin/python", "timeout": 9}
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))(gpu)
     assert verdict["diagnosis"] == "ok", verdict
-    assert runner.calls[1] == (["/venv/bin/python", "-c", nvidia_smi.TORCH_PROBE], 9)
+    assert runner.calls[1][0] == ["/venv/bin/python", "-c", nvidia_smi.TORCH_PROBE]
+    assert runner.calls[1][1] <= 9 - nvidia_smi.REAP_GRACE  # what the query left of the one 9 s deadline
 
     torch_short = json.dumps({"available": True, "device_count": 7})
     runner = SmiRunner((0, sample("query-8x-h100-sxm.csv"), "", False), (0, torch_short, "", False))
@@ -894,7 +898,22 @@ def test_gpu_check_with_torch():
     runner = SmiRunner((0, sample("query-8x-h100-sxm.csv"), "", False), (124, "", "", True))
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))(gpu)
     assert verdict["diagnosis"] == "torch_mismatch"
-    assert "timed out after 9 s" in verdict["msg"]
+    assert "timed out: the GPU check has 9 s in all" in verdict["msg"]
+
+
+def test_gpu_check_no_devices_and_lost_gpu_match_nvidia_gpu_info():
+    # The same verdicts nvidia_gpu_info and node_audit give (one function: nvidia_smi.check_gpus).
+    for answer, expected in (((6, sample("fail-no-devices-rc6.txt"), "", False), "count_mismatch"),
+                             ((15, sample("query-gpu-lost.txt"), "", False), "count_mismatch")):
+        verdict = cs.gpu_check(SmiRunner(answer), which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi"})
+        assert verdict["diagnosis"] == expected, verdict
+
+
+def test_verify_reports_an_invalid_recorded_gpu_check(node):
+    node.stamp(gpu={"executable": "nvidia-smi", "expected_count": -1})
+    result = verify(node, gpu_runner=cs.gpu_check(SmiRunner(), which_at("/usr/bin/nvidia-smi")))
+    assert result["converged"] is False
+    assert result["reasons"] == ["the recorded GPU check is invalid: expected_count must be 0 or more, got -1"]
 
 
 def test_gpu_check_feeds_verify(node):

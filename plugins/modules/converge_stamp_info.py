@@ -16,7 +16,9 @@ author:
 description:
   - Reads the stamp M(ringrift.cluster.converge_stamp) wrote after the node's last successful converge and checks every
     part of it against the live node.
-  - The fingerprint of the roles' inputs must equal O(fingerprint) (no variable, token or collection code changed).
+  - The fingerprint of the roles' inputs must equal O(fingerprint) (no variable, token or collection code changed). The
+    stamp holds only its HMAC-SHA256 under the node's stamp key (see M(ringrift.cluster.converge_stamp)), so the two are
+    compared through that; a missing or unsafe key (readable by others) means the node converges in full.
   - Every managed file must still have its checksum, mode and owner.
   - The daemon's interpreter must import every recorded module (a real import, as the daemon does).
   - Under systemd, the unit must be enabled and need no C(daemon-reload).
@@ -30,11 +32,13 @@ description:
   - Read-only. Never fails because of what it finds.
 options:
   path:
-    description: Where the stamp lives on the node.
+    description: Where the stamp lives on the node. Its key is C(converge-stamp.key) in the same directory.
     type: path
     default: /var/lib/ringrift/converge-stamp.json
   fingerprint:
-    description: Fingerprint of the roles' inputs for this host in this run (P(ringrift.cluster.converge_fingerprint#filter)).
+    description:
+      - Fingerprint of the roles' inputs for this host in this run (P(ringrift.cluster.converge_fingerprint#filter)).
+      - Never shown (C(no_log)): it is a plain hash over inputs that include the cluster token.
     type: str
     required: true
 extends_documentation_fragment:
@@ -111,7 +115,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
-            fingerprint=dict(type="str", required=True),
+            fingerprint=dict(type="str", required=True, no_log=True),
         ),
         supports_check_mode=True,
     )

@@ -24,7 +24,7 @@ description:
   - Under systemd, the unit must be enabled and need no C(daemon-reload).
   - The daemon must pass the same M(ringrift.cluster.p2p_listener) check as at converge time (its real PID holds the
     port, it is the service manager's main PID or a child of it, its health endpoint answers).
-  - The GPU check that passed must still pass: the same check as M(ringrift.cluster.nvidia_gpu_info) with the recorded
+  - The GPU check that passed must still pass. It is the same check as M(ringrift.cluster.nvidia_gpu_info) with the recorded
     options (nvidia-smi count and model, torch when it was checked), the recorded C(timeout) being the total deadline of
     every command it runs, so a hung C(nvidia-smi) cannot stall the run.
   - RV(converged) is true only when all of them hold; RV(reasons) says what does not. C(playbooks/site.yml) skips the
@@ -38,7 +38,7 @@ options:
   fingerprint:
     description:
       - Fingerprint of the roles' inputs for this host in this run (P(ringrift.cluster.converge_fingerprint#filter)).
-      - Never shown (C(no_log)): it is a plain hash over inputs that include the cluster token.
+      - Never shown (C(no_log)), as it is a plain hash over inputs that include the cluster token.
     type: str
     required: true
 extends_documentation_fragment:

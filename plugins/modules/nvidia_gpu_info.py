@@ -257,8 +257,8 @@ diagnosis:
     - One of C(ok), C(no_nvidia_smi), C(driver_unreachable), C(count_mismatch), C(model_mismatch), C(torch_mismatch), C(error).
     - When several apply the first in this order wins (after C(ok)); unparsable query lines count as C(error) after
       C(count_mismatch), a failed query as C(error) before it.
-    - C(count_mismatch) is also the verdict for C(No devices were found) and for a GPU that fell off the bus: the driver
-      answers, the node has fewer usable GPUs than it should.
+    - C(count_mismatch) is also the verdict for C(No devices were found) and for a GPU that fell off the bus (the driver
+      answers, the node has fewer usable GPUs than it should).
   returned: always
   type: str
   sample: ok

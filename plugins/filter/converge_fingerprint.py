@@ -17,7 +17,11 @@ description:
     a token or the collection's code changes the result.
   - C(playbooks/site.yml) compares it with the one in the node's converge stamp (M(ringrift.cluster.converge_stamp_info))
     to decide whether the node can skip the roles.
-  - The result reveals nothing of the settings; it is safe to store on the node.
+  - The result is a plain hash. It does not reveal the settings, but when they include a secret (the cluster token, or the
+    token file's checksum) and everything else is known (inventory, collection code), it confirms a guess of that secret
+    offline. Treat it as a secret - C(site.yml) sets it under C(no_log) and passes it only to the C(no_log) option
+    C(fingerprint) of M(ringrift.cluster.converge_stamp) and M(ringrift.cluster.converge_stamp_info), which store and show
+    nothing but its HMAC-SHA256 under a random key only the node has.
 options:
   _input:
     description:

@@ -18,9 +18,21 @@ package gone, the daemon down, the unit disabled, a GPU missing) sends the node 
 the full converge. The stamp is a record of what was verified, not a promise: every part
 except the fingerprint is checked against the live node on each run.
 
+No secret can be derived from the stamp or from what the modules show. The fingerprint is a
+plain SHA-256 over inputs that include the cluster token, and node.conf (a managed file) holds
+the token: with everything else about a node known (inventory, collection code), a plain hash
+of either would let whoever reads it confirm a token guess offline. So neither is stored or
+shown. Both are kept as HMAC-SHA256 under a random 32-byte key that only this node has
+(``converge-stamp.key`` next to the stamp, root-only, created with the first stamp): a token
+change still changes both digests, but checking a guess needs the key, and whoever can read
+the key can read node.conf itself. A key on the node rather than on the controller keeps the
+fast path working from any controller (CI, each operator) without sharing a secret.
+
 Public API (used by the ``converge_stamp`` and ``converge_stamp_info`` modules):
 
-* :func:`file_record` - checksum, mode and owner of one file
+* :func:`node_key` - the node's stamp key (created on first use by the writer)
+* :func:`keyed_digest` - HMAC-SHA256 under that key, the only form of a digest the stamp holds
+* :func:`file_record` - keyed checksum, mode and owner of one file
 * :func:`build_stamp` - the stamp dict from what the roles report
 * :func:`write_stamp` - write it atomically, only when it differs
 * :func:`read_stamp` - load and validate a stamp file
@@ -34,6 +46,7 @@ __metaclass__ = type
 import datetime
 import errno
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -42,8 +55,13 @@ import tempfile
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc
 
-FORMAT = 1
+# 2: fingerprint and file checksums keyed with the node's stamp key (1 held them as plain SHA-256).
+FORMAT = 2
+OLD_FORMATS = (1,)
 DEFAULT_PATH = "/var/lib/ringrift/converge-stamp.json"
+KEY_NAME = "converge-stamp.key"
+KEY_BYTES = 32
+DIGEST_PREFIX = "hmac-sha256:"
 # The listener check names the unit/program and its (resolved) manager.
 SERVICE_MANAGERS = ("systemd", "supervisor", "none")
 # Keys of a stamp that describe the node; converged_at is only when it was last written.
@@ -70,19 +88,96 @@ class StampError(ValueError):
     """A stamp that cannot be built or read; the message names the field."""
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
+def key_path_for(stamp_path):
+    """Where the stamp key of the stamp at ``stamp_path`` lives: ``converge-stamp.key`` in the same directory."""
+    return os.path.join(os.path.dirname(stamp_path), KEY_NAME)
+
+
+def _read_key(path):
+    """The key at ``path``; None when there is none. Raises StampError when it is not safe to use."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise StampError("%s: cannot open the stamp key: %s" % (path, exc.strerror))
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise StampError("%s: the stamp key is not a regular file" % path)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise StampError("%s: the stamp key has mode %04o owner %d; it must be %d's alone (0600)" % (
+                path, stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid()))
+        key = os.read(handle, KEY_BYTES + 1)
+    finally:
+        os.close(handle)
+    if len(key) != KEY_BYTES:
+        raise StampError("%s: the stamp key is not %d bytes" % (path, KEY_BYTES))
+    return key
+
+
+def _new_key(path):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    handle, temp = tempfile.mkstemp(prefix=".converge-stamp-key.", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(os.urandom(KEY_BYTES))
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    return _read_key(path)
+
+
+def node_key(path, create=False):
+    """The node's stamp key at ``path`` (bytes).
+
+    With ``create`` (the writer), a missing key, or one that is not safe to use (readable by
+    others, wrong owner or size), is replaced by a new random one: digests under the old key no
+    longer match, so the stamp is rewritten. Without it (the re-check, read-only) a missing or
+    unsafe key raises StampError.
+    """
+    _absolute(path)
+    try:
+        key = _read_key(path)
+    except StampError:
+        if not create:
+            raise
+        os.unlink(path)
+        key = None
+    if key is None:
+        if not create:
+            raise StampError("no stamp key at %s" % path)
+        key = _new_key(path)
+    return key
+
+
+def keyed_digest(key, data):
+    """``hmac-sha256:<hex>`` of ``data`` (str or bytes) under the node's stamp key."""
+    _require(isinstance(key, bytes) and len(key) == KEY_BYTES, "the stamp key must be %d bytes" % KEY_BYTES)
+    if not isinstance(data, bytes):
+        data = data.encode("utf-8")
+    return DIGEST_PREFIX + hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _keyed_file_digest(key, path):
+    mac = hmac.new(key, digestmod=hashlib.sha256)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            mac.update(block)
+    return DIGEST_PREFIX + mac.hexdigest()
 
 
-def file_record(path):
-    """``{"exists", "sha256", "mode", "uid", "gid"}`` of a file; a missing one is ``{"exists": False}``.
+def file_record(path, key):
+    """``{"exists", "digest", "mode", "uid", "gid"}`` of a file; a missing one is ``{"exists": False}``.
 
-    Something that is not a regular file, or a file that cannot be read, is ``{"exists": True,
-    "error": why}``: never equal to a record of a readable file, and refused by :func:`build_stamp`.
+    ``digest`` is the keyed digest of the content (:func:`keyed_digest`), never a plain hash: a
+    managed file can hold the cluster token. Something that is not a regular file, or a file
+    that cannot be read, is ``{"exists": True, "error": why}``: never equal to a record of a
+    readable file, and refused by :func:`build_stamp`.
     """
     try:
         info = os.stat(path)
@@ -93,12 +188,12 @@ def file_record(path):
     if not stat.S_ISREG(info.st_mode):
         return {"exists": True, "error": "not a regular file"}
     try:
-        digest = _sha256(path)
+        digest = _keyed_file_digest(key, path)
     except (IOError, OSError) as exc:
         return {"exists": True, "error": "cannot read: %s" % exc.strerror}
     return {
         "exists": True,
-        "sha256": digest,
+        "digest": digest,
         "mode": "%04o" % (info.st_mode & 0o7777),
         "uid": info.st_uid,
         "gid": info.st_gid,
@@ -110,17 +205,21 @@ def _require(condition, message):
         raise StampError(message)
 
 
-def build_stamp(fingerprint, files, python, imports, listener, gpu=None, file_reader=file_record):
+def build_stamp(fingerprint, files, python, imports, listener, gpu=None, key=None, file_reader=None):
     """The stamp content (without ``converged_at``) from what the roles report.
 
-    :arg fingerprint: the controller's fingerprint of the roles' inputs (``converge_fingerprint`` filter).
+    :arg fingerprint: the controller's fingerprint of the roles' inputs (``converge_fingerprint`` filter);
+        only its keyed digest is kept.
     :arg files: absolute paths of the files the roles manage; each is read now.
     :arg python: the daemon's interpreter (absolute path).
     :arg imports: module names the daemon imports.
     :arg listener: the ``p2p_listener`` options of the check that passed (keys of ``LISTENER_KEYS``),
         with ``service_manager`` resolved (systemd, supervisor or none, not auto).
     :arg gpu: the ``nvidia_gpu_info`` options of the GPU check that passed, or None (no GPU check).
+    :arg key: the node's stamp key (:func:`node_key`).
+    :arg file_reader: ``file_reader(path) -> record`` (default: :func:`file_record` under ``key``).
     """
+    _require(isinstance(key, bytes) and len(key) == KEY_BYTES, "the stamp key must be %d bytes" % KEY_BYTES)
     _require(isinstance(fingerprint, str) and fingerprint, "fingerprint must be a non-empty string")
     _require(isinstance(files, (list, tuple)), "files must be a list of absolute paths")
     for path in files:
@@ -147,12 +246,15 @@ def build_stamp(fingerprint, files, python, imports, listener, gpu=None, file_re
         unknown = sorted(set(gpu) - set(GPU_KEYS))
         _require(not unknown, "gpu: unknown option(s) %s" % ", ".join(unknown))
         _require(isinstance(gpu.get("executable"), str) and gpu.get("executable"), "gpu.executable is required")
+    if file_reader is None:
+        def file_reader(path):
+            return file_record(path, key)
     records = dict((path, file_reader(path)) for path in sorted(set(files)))
     for path, record in records.items():
         _require("error" not in record, "files: %s %s" % (path, record.get("error")))
     return {
         "format": FORMAT,
-        "fingerprint": fingerprint,
+        "fingerprint": keyed_digest(key, fingerprint),
         "files": records,
         "python": {"interpreter": python, "imports": sorted(set(imports))},
         "listener": dict((key, listener[key]) for key in LISTENER_KEYS if listener.get(key) is not None),
@@ -181,7 +283,7 @@ def read_stamp(path):
         raise StampError("%s: cannot read: %s" % (path, exc))
     except ValueError as exc:
         raise StampError("%s: not JSON: %s" % (path, exc))
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in (FORMAT,) + OLD_FORMATS:
         raise StampError("%s: not a format-%d converge stamp" % (path, FORMAT))
     return data
 
@@ -238,7 +340,7 @@ def _check_files(stamp, file_reader):
             reasons.append("%s is gone" % path)
         elif not recorded.get("exists"):
             reasons.append("%s appeared" % path)
-        elif now.get("sha256") != recorded.get("sha256"):
+        elif now.get("digest") != recorded.get("digest"):
             reasons.append("%s changed since the last converge" % path)
         else:
             reasons.append("%s has mode %s owner %s:%s, converged as %s %s:%s" % (
@@ -304,7 +406,10 @@ def _check_gpu(stamp, gpu_runner):
     gpu = stamp.get("gpu")
     if not gpu:
         return [], [], None
-    verdict = gpu_runner(gpu)
+    try:
+        verdict = gpu_runner(gpu)
+    except ValueError as exc:
+        return ["the recorded GPU check is invalid: %s" % exc], [], None
     if verdict["diagnosis"] == "ok":
         return [], [], verdict
     text = "GPU check: %s: %s" % (verdict["diagnosis"], verdict["msg"])
@@ -314,44 +419,37 @@ def _check_gpu(stamp, gpu_runner):
     return [], [text], verdict
 
 
-def gpu_check(runner, which):
-    """``gpu_runner`` for :func:`verify`: the nvidia_gpu_info check with the recorded options.
+def gpu_check(run, which):
+    """``gpu_runner`` for :func:`verify`: :func:`nvidia_smi.check_gpus` with the recorded options.
 
-    :arg runner: ``runner(argv, timeout) -> (rc, stdout, stderr, timed_out)``.
+    The same check ``nvidia_gpu_info`` ran at converge time (same code, same verdict), under the
+    recorded ``timeout`` as its total deadline; the versions are not read (they decide nothing).
+
+    :arg run: ``run(argv, seconds) -> (rc, stdout, stderr, timed_out)`` (:func:`nvidia_smi.run_bounded`).
     :arg which: ``which(executable) -> absolute path or None``.
     """
-    def run(gpu):
-        smi = which(gpu["executable"])
-        if not smi:
-            return nvidia_smi.diagnose(False, False, [])
-        timeout = int(gpu.get("timeout") or 30)
-        rc, out, err, timed_out = runner([smi] + nvidia_smi.query_args(), timeout)
-        if timed_out:
-            return nvidia_smi.diagnose(True, False, [], driver_failure="nvidia-smi did not answer within %d s" % timeout)
-        failure, kind, first_line = nvidia_smi.classify_failure(rc, out, err)
-        if failure == "driver_unreachable":
-            return nvidia_smi.diagnose(True, False, [], driver_failure="%s (%s)" % (first_line, nvidia_smi.driver_failure_hint(kind)))
-        gpus, bad_lines = ([], []) if kind == "no_devices" else nvidia_smi.parse_query_csv(out)
-        torch = None
-        if gpus and gpu.get("check_torch"):
-            python = os.path.expanduser(gpu.get("python") or "python3")
-            t_rc, t_out, t_err, t_timed_out = runner([python, "-c", nvidia_smi.TORCH_PROBE], timeout)
-            torch = nvidia_smi.parse_torch_probe(t_rc, "" if t_timed_out else t_out,
-                                                 "timed out after %d s" % timeout if t_timed_out else t_err)
-        error = None
-        if rc != 0 and not gpus and kind != "no_devices":
-            error = "nvidia-smi --query-gpu failed (rc=%d): %s" % (rc, (err or out or "").strip()[:200])
-        return nvidia_smi.diagnose(True, True, gpus, gpu.get("expected_count"), gpu.get("expected_model"),
-                                   torch=torch, bad_lines=bad_lines, error=error)
-    return run
+    def check(gpu):
+        return nvidia_smi.check_gpus(
+            which,
+            executable=gpu["executable"],
+            expected_count=gpu.get("expected_count"),
+            expected_model=gpu.get("expected_model"),
+            check_torch=bool(gpu.get("check_torch")),
+            python=gpu.get("python") or "python3",
+            timeout=gpu.get("timeout") or nvidia_smi.DEFAULT_TIMEOUT,
+            read_versions=False,
+            run=run,
+        )
+    return check
 
 
-def verify(path, fingerprint, runner, gpu_runner, inspect=p2p_proc.inspect, file_reader=file_record):
+def verify(path, fingerprint, runner, gpu_runner, inspect=p2p_proc.inspect, file_reader=None):
     """Re-check the stamp at ``path`` against the node.
 
-    :arg fingerprint: the controller's fingerprint for this run.
+    :arg fingerprint: the controller's fingerprint for this run (compared through its keyed digest).
     :arg runner: ``runner(argv) -> (rc, stdout, stderr)``.
-    :arg gpu_runner: ``gpu_runner(gpu_options) -> nvidia_smi.diagnose()`` result (see :func:`gpu_check`).
+    :arg gpu_runner: ``gpu_runner(gpu_options) -> nvidia_smi.check_gpus()`` result (see :func:`gpu_check`).
+    :arg file_reader: ``file_reader(path) -> record`` (default: :func:`file_record` under the node's key).
     :returns: dict with ``converged`` (bool), ``reasons`` (why not, each a sentence),
         ``warnings``, ``converged_at``, ``listener`` (the p2p_listener result or None), ``gpu``.
     """
@@ -366,8 +464,20 @@ def verify(path, fingerprint, runner, gpu_runner, inspect=p2p_proc.inspect, file
         result["reasons"].append("no converge stamp at %s (not converged by site.yml yet)" % path)
         return result
     result["converged_at"] = stamp.get("converged_at")
+    if stamp.get("format") != FORMAT:
+        result["reasons"].append("the converge stamp at %s is format %s, from before its digests were keyed; "
+                                 "a full converge rewrites it" % (path, stamp.get("format")))
+        return result
+    try:
+        key = node_key(key_path_for(path))
+    except StampError as exc:
+        result["reasons"].append("cannot check the converge stamp: %s" % exc)
+        return result
+    if file_reader is None:
+        def file_reader(file_path):
+            return file_record(file_path, key)
     reasons = result["reasons"]
-    if stamp.get("fingerprint") != fingerprint:
+    if not hmac.compare_digest(str(stamp.get("fingerprint") or ""), keyed_digest(key, fingerprint)):
         reasons.append("settings or collection code changed since the last converge (%s)" % (stamp.get("converged_at") or "?"))
     reasons.extend(_check_files(stamp, file_reader))
     reasons.extend(_check_imports(stamp, runner))

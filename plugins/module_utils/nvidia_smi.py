@@ -3,8 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Parse C(nvidia-smi) output and classify what it says about a GPU node.
 
-Pure functions, standard library only, Python 3.8+ (no I/O here: the module
-runs the commands and hands the text over).  Formats handled:
+Standard library only, Python 3.8+.  The parsers are pure functions;
+:func:`check_gpus` is the one GPU check every caller runs (the
+C(nvidia_gpu_info) module, the converge stamp's re-check, C(node_audit)): it
+runs the commands under one total deadline, classifies what they print and
+compares it with the inventory, so the same node gets the same verdict from
+all of them.  Formats handled:
 
 * C(nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv,noheader,nounits):
   one line per GPU, values separated by C(", "); a value can be C([N/A]),
@@ -24,6 +28,9 @@ __metaclass__ = type
 import json
 import os
 import re
+import signal
+import subprocess
+import time
 
 # Order matters: parse_query_csv maps columns by position.
 QUERY_FIELDS = (
@@ -225,6 +232,15 @@ def classify_failure(rc, stdout, stderr=''):
     return None, None, None
 
 
+# What nvidia-smi prints in place of the row of a GPU that fell off the bus (Xid 79).
+_LOST_GPU_TEXT = 'unable to determine the device handle'
+
+
+def lost_gpu_lines(bad_lines):
+    """The query lines that stand for a GPU nvidia-smi knows of but cannot reach."""
+    return [line for line in (bad_lines or []) if _LOST_GPU_TEXT in line.lower()]
+
+
 def driver_failure_hint(kind):
     """One-line human explanation of a failure kind from classify_failure."""
     return _DRIVER_FAILURE_HINTS.get(kind, 'nvidia-smi failed')
@@ -359,22 +375,41 @@ def parse_torch_probe(rc, stdout, stderr=''):
     return result
 
 
+def _expected_count(value):
+    """None or a positive int: 0 and None both mean the count is not compared."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError('expected_count must be a whole number, got %r' % (value,))
+    if value < 0:
+        raise ValueError('expected_count must be 0 or more, got %d' % value)
+    return value or None
+
+
 def diagnose(present, driver_ok, gpus, expected_count=None, expected_model=None, torch=None,
              bad_lines=None, driver_failure=None, error=None):
     """Pick the single diagnosis and build the summary fields.
 
     Precedence: C(no_nvidia_smi) > C(driver_unreachable) > C(error) (the
-    query failed) > C(count_mismatch) > C(error) (rows that are not GPUs, such
-    as a GPU that fell off the bus, with the count otherwise fine) >
-    C(model_mismatch) > C(torch_mismatch) > C(ok).
-    Zero GPUs with no expected count is a C(count_mismatch) (a GPU check on a
-    node without GPUs is a failed check).
+    query failed) > C(count_mismatch) > C(error) (rows that are not GPUs and
+    not a lost GPU, with the count otherwise fine) > C(model_mismatch) >
+    C(torch_mismatch) > C(ok).
+
+    C(count_mismatch) is the verdict whenever the driver answers and the node
+    has fewer usable GPUs than it should: a count different from
+    C(expected_count); zero GPUs (C(No devices were found)), expected count or
+    not (a GPU check on a node without GPUs is a failed check); and a GPU that
+    fell off the bus (an C(Unable to determine the device handle) line), even
+    without an expected count.  C(expected_count) 0 or None: not compared.
 
     Returns a dict with C(diagnosis), C(msg), C(count), C(count_matches),
     C(model_matches), C(model_note).
     """
     gpus = gpus or []
+    bad_lines = bad_lines or []
+    expected_count = _expected_count(expected_count)
     count = len(gpus)
+    lost = lost_gpu_lines(bad_lines)
     out = {
         'count': count,
         'count_matches': None,
@@ -409,12 +444,14 @@ def diagnose(present, driver_ok, gpus, expected_count=None, expected_model=None,
     elif error:
         out['diagnosis'] = 'error'
         out['msg'] = error
-    elif out['count_matches'] is False:
+    elif out['count_matches'] is False or lost:
         out['diagnosis'] = 'count_mismatch'
-        if expected_count is None:
-            out['msg'] = 'nvidia-smi reports no GPU'
-        else:
+        if out['count_matches'] is False and expected_count is not None:
             out['msg'] = 'nvidia-smi reports %d GPU(s), the inventory expects %d' % (count, expected_count)
+        elif lost:
+            out['msg'] = 'nvidia-smi reports %d GPU(s) and cannot reach %d more' % (count, len(lost))
+        else:
+            out['msg'] = 'nvidia-smi reports no GPU'
         if bad_lines:
             out['msg'] += ' (nvidia-smi also said: %s)' % bad_lines[0]
     elif bad_lines:
@@ -443,28 +480,72 @@ def diagnose(present, driver_ok, gpus, expected_count=None, expected_model=None,
 # --------------------------------------------------------------------------- running nvidia-smi on the node
 
 CONTAINER_DIRS = ['/usr/bin', '/usr/local/nvidia/bin']
-TIMEOUT_RCS = (124, 137)
+DEFAULT_TIMEOUT = 30
+TIMED_OUT_RC = 124
+# Seconds kept back from each command's share of the deadline to kill it and collect what it printed.
+REAP_GRACE = 0.5
 
 
-class Runner(object):
-    """run_command with an optional wall-clock limit through coreutils C(timeout).
+def _text(data):
+    return (data or b'').decode('utf-8', 'replace')
 
-    A hung nvidia-smi means a GPU fell off the bus; the limit keeps the check bounded.
-    C(module) is the AnsibleModule (only C(get_bin_path) and C(run_command) are used).
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def run_bounded(argv, seconds):
+    """Run C(argv) for at most C(seconds); return C((rc, stdout, stderr, timed_out)).
+
+    Returns within C(seconds + REAP_GRACE) whatever the command does.  A hung
+    nvidia-smi usually means a GPU fell off the bus; it may ignore SIGTERM,
+    and a process stuck inside the kernel driver ignores even SIGKILL until
+    the driver lets go.  So on expiry the command's whole process group gets
+    SIGKILL, what it printed is collected for at most REAP_GRACE seconds, and
+    a process that still holds on is left behind unreaped rather than waited
+    for.  A command that cannot be started is C((127, '', why, False)).
     """
+    if seconds <= 0:
+        return TIMED_OUT_RC, '', '', True
+    env = dict(os.environ)
+    env['LC_ALL'] = 'C'
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, close_fds=True, start_new_session=True)
+    except (IOError, OSError) as exc:
+        return 127, '', str(exc), False
+    try:
+        out, err = proc.communicate(timeout=seconds)
+        return proc.returncode, _text(out), _text(err), False
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_group(proc)
+    try:
+        out, err = proc.communicate(timeout=REAP_GRACE)
+    except subprocess.TimeoutExpired:
+        out, err = b'', b''
+        for pipe in (proc.stdout, proc.stderr):
+            try:
+                pipe.close()
+            except (IOError, OSError):
+                pass
+    return TIMED_OUT_RC, _text(out), _text(err), True
 
-    def __init__(self, module, timeout):
-        self.module = module
-        self.timeout = timeout
-        self.timeout_bin = module.get_bin_path('timeout') if timeout and timeout > 0 else None
 
-    def run(self, argv):
-        """Return C((rc, stdout, stderr, timed_out))."""
-        if self.timeout_bin:
-            argv = [self.timeout_bin, '-k', '5', str(self.timeout)] + list(argv)
-        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
-        timed_out = bool(self.timeout_bin) and rc in TIMEOUT_RCS
-        return rc, out, err, timed_out
+class Deadline(object):
+    """One total time budget shared by every command of a check."""
+
+    def __init__(self, seconds, clock=time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.end = clock() + seconds
+
+    def share(self):
+        """Seconds the next command may run, REAP_GRACE kept back; 0 when the budget is spent."""
+        return max(0.0, self.end - self.clock() - REAP_GRACE)
 
 
 def find_executable(module, executable):
@@ -474,3 +555,110 @@ def find_executable(module, executable):
             return executable
         return None
     return module.get_bin_path(executable, opt_dirs=CONTAINER_DIRS)
+
+
+def _timeout_seconds(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError('timeout must be a number of seconds above 0, got %r' % (value,))
+    return value
+
+
+def _first_line(text):
+    text = (text or '').strip()
+    return text.splitlines()[0] if text else 'no output'
+
+
+def check_gpus(which, executable='nvidia-smi', expected_count=None, expected_model=None, check_torch=False,
+               python='python3', timeout=DEFAULT_TIMEOUT, read_versions=True, run=run_bounded,
+               clock=time.monotonic):
+    """The GPU check: query, classify, compare with the inventory, diagnose.
+
+    Every command it runs (the C(--query-gpu) call, the torch probe when
+    C(check_torch), the version banner and C(-q) when C(read_versions)) shares
+    ONE deadline of C(timeout) seconds, so the whole check returns within
+    about C(timeout) seconds even when nvidia-smi hangs.  The query and the
+    torch probe come first (they decide the verdict); the versions only get
+    what is left and are null when nothing is.
+
+    :arg which: C(which(executable) -> absolute path or None).
+    :arg run: C(run(argv, seconds) -> (rc, stdout, stderr, timed_out)), see :func:`run_bounded`.
+    :returns: the facts C(nvidia_gpu_info) returns: C(present), C(executable),
+        C(driver_ok), C(driver_error), C(driver_failure_kind), C(driver_version),
+        C(cuda_version), C(gpus), C(query_errors), C(torch), and the fields of
+        :func:`diagnose` (C(diagnosis), C(msg), C(count), ...).
+    :raises ValueError: a negative C(expected_count) or a C(timeout) that is not above 0.
+    """
+    timeout = _timeout_seconds(timeout)
+    expected_count = _expected_count(expected_count)
+    deadline = Deadline(timeout, clock)
+    result = {
+        'present': False,
+        'executable': None,
+        'driver_ok': False,
+        'driver_error': None,
+        'driver_failure_kind': None,
+        'driver_version': None,
+        'cuda_version': None,
+        'gpus': [],
+        'query_errors': [],
+        'torch': None,
+    }
+    gpus, bad_lines, error = [], [], None
+    smi = which(executable)
+    if smi:
+        result['present'] = True
+        result['executable'] = smi
+        rc, out, err, timed_out = run([smi] + query_args(), deadline.share())
+        if timed_out:
+            result['driver_error'] = 'nvidia-smi did not answer within %g s' % timeout
+            result['driver_failure_kind'] = 'timeout'
+        else:
+            failure, kind, first_line = classify_failure(rc, out, err)
+            if failure == 'driver_unreachable':
+                result['driver_error'] = first_line
+                result['driver_failure_kind'] = kind
+            else:
+                result['driver_ok'] = True
+                if kind != 'no_devices':
+                    gpus, bad_lines = parse_query_csv(out)
+                    if rc != 0 and not gpus and not lost_gpu_lines(bad_lines):
+                        error = 'nvidia-smi --query-gpu failed (rc=%d): %s' % (rc, _first_line(err or out))
+                    elif not gpus and bad_lines and not lost_gpu_lines(bad_lines):
+                        error = 'cannot parse nvidia-smi --query-gpu output: %s' % bad_lines[0]
+    versions = sorted(set(g.pop('driver_version', None) or '' for g in gpus) - set(['']))
+    result['driver_version'] = versions[0] if versions else None
+    if result['driver_ok'] and gpus and check_torch:
+        python = os.path.expanduser(python or 'python3')
+        rc, out, err, timed_out = run([python, '-c', TORCH_PROBE], deadline.share())
+        if timed_out:
+            result['torch'] = parse_torch_probe(rc, '', 'timed out: the GPU check has %g s in all' % timeout)
+        else:
+            result['torch'] = parse_torch_probe(rc, out, err)
+        result['torch']['python'] = result['torch']['python'] or python
+    if result['driver_ok'] and read_versions:
+        driver, cuda = _read_versions(run, smi, deadline)
+        result['driver_version'] = result['driver_version'] or driver
+        result['cuda_version'] = cuda
+    result['gpus'] = gpus
+    result['query_errors'] = bad_lines
+    failure_text = None
+    if result['present'] and not result['driver_ok']:
+        failure_text = '%s (%s)' % (result['driver_error'], driver_failure_hint(result['driver_failure_kind']))
+    result.update(diagnose(result['present'], result['driver_ok'], gpus, expected_count, expected_model,
+                           torch=result['torch'], bad_lines=bad_lines, driver_failure=failure_text, error=error))
+    return result
+
+
+def _read_versions(run, smi, deadline):
+    """Driver and CUDA version from the plain banner, else from C(-q); (None, None) once the deadline is spent."""
+    driver, cuda = None, None
+    if deadline.share() > 0:
+        dummy_rc, out, dummy_err, timed_out = run([smi], deadline.share())
+        if not timed_out:
+            driver, cuda = parse_header_versions(out)
+    if cuda is None and deadline.share() > 0:
+        dummy_rc, out, dummy_err, timed_out = run([smi, '-q'], deadline.share())
+        if not timed_out:
+            q_driver, cuda = parse_q_versions(out)
+            driver = driver or q_driver
+    return driver, cuda

@@ -22,21 +22,30 @@ description:
     reads it back with M(ringrift.cluster.converge_stamp_info) on the next run. Nodes whose stamp still holds skip the
     roles; any difference sends the node through the full converge.
   - Writes only when the content differs from the stamp already there, so a converge that changed nothing reports no change.
-  - Holds no secret, only checksums. The files it records are read on the node when the stamp is written.
+  - Holds no secret, and nothing in it or in what the module shows lets one check a guess of one. The fingerprint is a plain
+    hash over inputs that include the cluster token, and a managed file (C(node.conf)) holds the token, so neither the
+    fingerprint nor a plain checksum of a file is stored or returned, only their HMAC-SHA256 under a random 32-byte key
+    that only the node has (C(converge-stamp.key) next to O(path), mode 0600, created with the first stamp, replaced when
+    it is readable by others). A token change still changes both digests; confirming a token guess needs the key, and
+    whoever can read the key can read C(node.conf) itself. O(fingerprint) is a C(no_log) option, so it is not echoed either.
+  - The files it records are read on the node when the stamp is written.
 options:
   path:
-    description: Where the stamp lives on the node.
+    description:
+      - Where the stamp lives on the node. Its key is C(converge-stamp.key) in the same directory.
     type: path
     default: /var/lib/ringrift/converge-stamp.json
   state:
     description:
-      - C(present) writes the stamp; C(absent) removes it, so the next C(site.yml) run converges the node in full.
+      - C(present) writes the stamp; C(absent) removes it, so the next C(site.yml) run converges the node in full (the key
+        stays).
     type: str
     choices: [present, absent]
     default: present
   fingerprint:
     description:
       - Fingerprint of the roles' inputs for this host, from the P(ringrift.cluster.converge_fingerprint#filter) filter.
+      - Only its keyed digest is stored and returned; the value itself is never shown (C(no_log)).
       - Required with O(state=present).
     type: str
   files:
@@ -106,14 +115,17 @@ path:
   type: str
   sample: /var/lib/ringrift/converge-stamp.json
 stamp:
-  description: The stamp now in effect (would be, in check mode); null after O(state=absent).
+  description:
+    - The stamp now in effect (would be, in check mode); null after O(state=absent).
+    - C(fingerprint) and every C(files.*.digest) are HMAC-SHA256 under the node's stamp key, never plain hashes.
+    - In check mode without a usable key the digests are taken under a throw-away key (no key is written).
   returned: always
   type: dict
   sample:
-    format: 1
-    fingerprint: sha256:5c1f...
+    format: 2
+    fingerprint: hmac-sha256:5c1f...
     files:
-      /etc/ringrift/node.conf: {exists: true, sha256: 9f86..., mode: "0600", uid: 0, gid: 0}
+      /etc/ringrift/node.conf: {exists: true, digest: hmac-sha256:9f86..., mode: "0600", uid: 0, gid: 0}
     python: {interpreter: /root/ringrift/ai-service/venv/bin/python, imports: [aiohttp, psutil, yaml]}
     listener: {port: 8770, node_id: nebius-h100-1, health_path: /health, service_manager: systemd}
     gpu: null
@@ -136,12 +148,24 @@ def _diff(path, before, after):
     return {"before": _dump(before), "after": _dump(after), "before_header": path, "after_header": path}
 
 
+def _key(module, path):
+    """The node's stamp key; created (or replaced when unsafe) unless in check mode."""
+    key_path = converge_stamp.key_path_for(path)
+    if not module.check_mode:
+        return converge_stamp.node_key(key_path, create=True)
+    try:
+        return converge_stamp.node_key(key_path)
+    except converge_stamp.StampError:
+        # Nothing is written in check mode: digests under a throw-away key show what would change.
+        return os.urandom(converge_stamp.KEY_BYTES)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            fingerprint=dict(type="str"),
+            fingerprint=dict(type="str", no_log=True),
             files=dict(type="list", elements="path", default=[]),
             python=dict(type="path"),
             imports=dict(type="list", elements="str", default=[]),
@@ -168,9 +192,10 @@ def main():
         module.exit_json(**result)
 
     try:
+        key = _key(module, path)
         stamp = converge_stamp.build_stamp(
             params["fingerprint"], params["files"], params["python"], params["imports"],
-            params["listener"], params["gpu"])
+            params["listener"], params["gpu"], key=key)
         changed, written = converge_stamp.write_stamp(path, stamp, check_mode=module.check_mode)
     except converge_stamp.StampError as exc:
         module.fail_json(msg="converge_stamp: %s" % exc, path=path)

@@ -16,23 +16,29 @@ author:
 description:
   - Reads the stamp M(ringrift.cluster.converge_stamp) wrote after the node's last successful converge and checks every
     part of it against the live node.
-  - The fingerprint of the roles' inputs must equal O(fingerprint) (no variable, token or collection code changed).
+  - The fingerprint of the roles' inputs must equal O(fingerprint) (no variable, token or collection code changed). The
+    stamp holds only its HMAC-SHA256 under the node's stamp key (see M(ringrift.cluster.converge_stamp)), so the two are
+    compared through that; a missing or unsafe key (readable by others) means the node converges in full.
   - Every managed file must still have its checksum, mode and owner.
   - The daemon's interpreter must import every recorded module (a real import, as the daemon does).
   - Under systemd, the unit must be enabled and need no C(daemon-reload).
   - The daemon must pass the same M(ringrift.cluster.p2p_listener) check as at converge time (its real PID holds the
     port, it is the service manager's main PID or a child of it, its health endpoint answers).
-  - The GPU check that passed must still pass (nvidia-smi count and model, torch when it was checked).
+  - The GPU check that passed must still pass. It is the same check as M(ringrift.cluster.nvidia_gpu_info) with the recorded
+    options (nvidia-smi count and model, torch when it was checked), the recorded C(timeout) being the total deadline of
+    every command it runs, so a hung C(nvidia-smi) cannot stall the run.
   - RV(converged) is true only when all of them hold; RV(reasons) says what does not. C(playbooks/site.yml) skips the
     roles on converged nodes and runs them in full on the others.
   - Read-only. Never fails because of what it finds.
 options:
   path:
-    description: Where the stamp lives on the node.
+    description: Where the stamp lives on the node. Its key is C(converge-stamp.key) in the same directory.
     type: path
     default: /var/lib/ringrift/converge-stamp.json
   fingerprint:
-    description: Fingerprint of the roles' inputs for this host in this run (P(ringrift.cluster.converge_fingerprint#filter)).
+    description:
+      - Fingerprint of the roles' inputs for this host in this run (P(ringrift.cluster.converge_fingerprint#filter)).
+      - Never shown (C(no_log)), as it is a plain hash over inputs that include the cluster token.
     type: str
     required: true
 extends_documentation_fragment:
@@ -109,7 +115,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
-            fingerprint=dict(type="str", required=True),
+            fingerprint=dict(type="str", required=True, no_log=True),
         ),
         supports_check_mode=True,
     )
@@ -117,14 +123,11 @@ def main():
     def runner(argv):
         return module.run_command(argv)
 
-    def timed_runner(argv, timeout):
-        return nvidia_smi.Runner(module, timeout).run(argv)
-
     def which(executable):
         return nvidia_smi.find_executable(module, executable)
 
     result = converge_stamp.verify(module.params["path"], module.params["fingerprint"], runner,
-                                   converge_stamp.gpu_check(timed_runner, which))
+                                   converge_stamp.gpu_check(nvidia_smi.run_bounded, which))
     for warning in result.pop("warnings"):
         module.warn(warning)
     listener = result.get("listener")

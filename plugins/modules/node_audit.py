@@ -82,7 +82,7 @@ options:
     type: bool
     default: false
   expected_gpu_count:
-    description: GPU count the inventory expects.
+    description: GPU count the inventory expects; omitted or V(0), the count is not compared (no GPU at all is still a C(count_mismatch)).
     type: int
   expected_gpu_model:
     description: GPU model the inventory expects, such as C(RTX 4090).
@@ -91,6 +91,13 @@ options:
     description: C(nvidia-smi) executable name or path.
     type: str
     default: nvidia-smi
+  gpu_timeout:
+    description:
+      - Seconds the whole GPU check may take (the C(nvidia-smi) query). A hung C(nvidia-smi), typical of a GPU that fell
+        off the bus, is killed then and reported as C(driver_unreachable), so one bad node does not stall the audit.
+      - Must be above 0.
+    type: int
+    default: 10
   stamp_path:
     description: The converge stamp C(playbooks/site.yml) leaves after a successful converge (M(ringrift.cluster.converge_stamp)).
     type: path
@@ -194,15 +201,24 @@ service:
       description: Main PID according to the manager (0 when not running).
       type: int
 gpu:
-  description: GPU summary when O(gpu=true), else null.
+  description:
+    - GPU summary when O(gpu=true), else null.
+    - The verdict of the same check as M(ringrift.cluster.nvidia_gpu_info) and the converge stamp's re-check (without torch),
+      so the three agree on a node.
   returned: always
   type: dict
   contains:
     diagnosis:
-      description: C(ok), C(no_nvidia_smi), C(driver_unreachable), C(count_mismatch), C(model_mismatch) or C(error).
+      description:
+        - C(ok), C(no_nvidia_smi), C(driver_unreachable), C(count_mismatch), C(model_mismatch) or C(error).
+        - C(count_mismatch) when the driver answers but the node has fewer usable GPUs than it should, including
+          C(No devices were found) and a GPU that fell off the bus.
+        - C(driver_unreachable) also when nvidia-smi did not answer within O(gpu_timeout).
       type: str
     summary:
-      description: Short text for the report, such as C(8x NVIDIA GeForce RTX 4090, driver 550.54.15).
+      description:
+        - Short text for the report, such as C(8x NVIDIA GeForce RTX 4090, driver 550.54.15), C(no GPU),
+          C(driver unreachable), C(nvidia-smi timed out) or C(no nvidia-smi).
       type: str
     count:
       description: GPUs reported by nvidia-smi.
@@ -217,6 +233,9 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi, p2p_proc
+
+# An audit is one quick call per host: the GPU check gets less time than a converge's (30 s).
+DEFAULT_GPU_TIMEOUT = 10
 
 
 def service_view(module, manager, name):
@@ -252,26 +271,26 @@ def last_converged_at(module, path):
     return stamp.get("converged_at") if stamp else None
 
 
-def gpu_view(module, executable, expected_count, expected_model):
-    """nvidia-smi summary: one query, parsed and classified like nvidia_gpu_info does."""
-    smi = nvidia_smi.find_executable(module, executable)
-    if not smi:
-        verdict = nvidia_smi.diagnose(False, False, [])
-        return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": 0, "summary": "no nvidia-smi"}
-    rc, out, err = module.run_command([smi] + nvidia_smi.query_args())
-    failure, dummy, first_line = nvidia_smi.classify_failure(rc, out, err)
-    if failure == "driver_unreachable":
-        verdict = nvidia_smi.diagnose(True, False, [], driver_failure=first_line)
-        return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": 0, "summary": "driver unreachable"}
-    gpus, bad_lines = nvidia_smi.parse_query_csv(out)
-    error = None if rc == 0 else "nvidia-smi exited %s: %s" % (rc, (err or out).strip()[:200])
-    verdict = nvidia_smi.diagnose(True, True, gpus, expected_count, expected_model, bad_lines=bad_lines, error=error)
-    names = sorted(set(g.get("name") or "?" for g in gpus))
-    driver = gpus[0].get("driver_version") if gpus else None
-    summary = "%dx %s" % (len(gpus), "/".join(names)) if gpus else "no GPU"
-    if driver:
-        summary += ", driver %s" % driver
-    return {"diagnosis": verdict["diagnosis"], "msg": verdict["msg"], "count": len(gpus), "summary": summary}
+def gpu_view(module, executable, expected_count, expected_model, timeout):
+    """The nvidia_gpu_info check (nvidia_smi.check_gpus) under a total deadline, as the report shows it."""
+    try:
+        check = nvidia_smi.check_gpus(lambda name: nvidia_smi.find_executable(module, name), executable=executable,
+                                      expected_count=expected_count, expected_model=expected_model,
+                                      timeout=timeout, read_versions=False)
+    except ValueError as exc:
+        module.fail_json(msg="node_audit: %s" % exc)
+    if not check["present"]:
+        summary = "no nvidia-smi"
+    elif not check["driver_ok"]:
+        summary = "nvidia-smi timed out" if check["driver_failure_kind"] == "timeout" else "driver unreachable"
+    elif check["gpus"]:
+        names = sorted(set(g.get("name") or "?" for g in check["gpus"]))
+        summary = "%dx %s" % (check["count"], "/".join(names))
+        if check["driver_version"]:
+            summary += ", driver %s" % check["driver_version"]
+    else:
+        summary = "no GPU"
+    return {"diagnosis": check["diagnosis"], "msg": check["msg"], "count": check["count"], "summary": summary}
 
 
 def main():
@@ -293,6 +312,7 @@ def main():
             expected_gpu_count=dict(type="int"),
             expected_gpu_model=dict(type="str"),
             nvidia_smi=dict(type="str", default="nvidia-smi"),
+            gpu_timeout=dict(type="int", default=DEFAULT_GPU_TIMEOUT),
             stamp_path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
         ),
         supports_check_mode=True,
@@ -330,7 +350,8 @@ def main():
     result["service"] = service_view(module, manager, params["service_name"])
     result["gpu"] = None
     if params["gpu"]:
-        result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"])
+        result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"],
+                                 params["gpu_timeout"])
     result["last_converged_at"] = last_converged_at(module, params["stamp_path"])
     result["changed"] = False
     result["failed"] = False

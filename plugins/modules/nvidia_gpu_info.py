@@ -33,7 +33,9 @@ options:
   expected_count:
     description:
       - Number of GPUs the inventory says the node has (C(ringrift_gpu_count)).
-      - When omitted the count is not compared, but a node reporting no GPU at all is still a C(count_mismatch).
+      - When omitted or V(0) the count is not compared, but a node reporting no GPU at all (C(No devices were found))
+        is still a C(count_mismatch), and so is a GPU that fell off the bus.
+      - Must not be negative.
     type: int
   expected_model:
     description:
@@ -49,8 +51,13 @@ options:
     type: str
   timeout:
     description:
-      - Seconds each C(nvidia-smi) or Python call may run before it is killed (a hanging C(nvidia-smi) usually means a GPU
-        fell off the bus). Uses the C(timeout) command when the node has it.
+      - Seconds the whole check may take, every command together (the GPU query, the torch probe, the version banner
+        and C(nvidia-smi -q)). A hanging C(nvidia-smi) usually means a GPU fell off the bus.
+      - A command still running when its share is spent is killed with its process group, and the check returns in
+        about O(timeout) seconds even when the process cannot be reaped (stuck in the driver). A timed-out GPU query is
+        a C(driver_unreachable) with RV(driver_failure_kind=timeout); a timed-out torch probe a C(torch_mismatch).
+      - The query and the torch probe run first; the versions get what is left and are null when nothing is.
+      - Must be above 0.
     type: int
     default: 30
   fail_on_mismatch:
@@ -79,9 +86,11 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Needs C(nvidia-smi) from the NVIDIA driver (Linux); C(timeout) from coreutils enforces O(timeout).
+    description: Needs C(nvidia-smi) from the NVIDIA driver (Linux).
 notes:
   - The C(nvidia-smi) header reports the highest CUDA version the driver supports, not an installed toolkit.
+  - The same check (same code, same verdict for the same node) runs in M(ringrift.cluster.node_audit) and in the
+    converge stamp's re-check (M(ringrift.cluster.converge_stamp_info)).
 seealso:
   - name: nvidia-smi documentation
     description: Query fields and output formats.
@@ -189,8 +198,9 @@ gpus:
 query_errors:
   description:
     - "Lines of the GPU query output that are not GPU rows, such as C(Unable to determine the device handle for GPU0000:A1:00.0:
-      Unknown Error) for a GPU that fell off the bus. Any of them makes the diagnosis C(error) unless it already is
-      C(count_mismatch) or worse."
+      Unknown Error) for a GPU that fell off the bus."
+    - A lost-GPU line makes the diagnosis C(count_mismatch) (the node has fewer usable GPUs than it should), with or
+      without O(expected_count); any other line makes it C(error) unless it already is C(count_mismatch) or worse.
   returned: always
   type: list
   elements: str
@@ -247,6 +257,8 @@ diagnosis:
     - One of C(ok), C(no_nvidia_smi), C(driver_unreachable), C(count_mismatch), C(model_mismatch), C(torch_mismatch), C(error).
     - When several apply the first in this order wins (after C(ok)); unparsable query lines count as C(error) after
       C(count_mismatch), a failed query as C(error) before it.
+    - C(count_mismatch) is also the verdict for C(No devices were found) and for a GPU that fell off the bus (the driver
+      answers, the node has fewer usable GPUs than it should).
   returned: always
   type: str
   sample: ok
@@ -258,31 +270,7 @@ msg:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ringrift.cluster.plugins.module_utils.nvidia_smi import (
-    TORCH_PROBE,
-    Runner,
-    classify_failure,
-    diagnose,
-    driver_failure_hint,
-    find_executable,
-    parse_header_versions,
-    parse_q_versions,
-    parse_query_csv,
-    parse_torch_probe,
-    query_args,
-)
-
-
-def read_cuda_version(runner, smi):
-    """CUDA (and driver) version from the plain banner, else from -q."""
-    rc, out, dummy, timed_out = runner.run([smi])
-    driver, cuda = (None, None) if timed_out else parse_header_versions(out)
-    if cuda is None:
-        rc, out, dummy, timed_out = runner.run([smi, '-q'])
-        if not timed_out:
-            q_driver, cuda = parse_q_versions(out)
-            driver = driver or q_driver
-    return driver, cuda
+from ansible_collections.ringrift.cluster.plugins.module_utils.nvidia_smi import DEFAULT_TIMEOUT, check_gpus, find_executable
 
 
 def main():
@@ -291,7 +279,7 @@ def main():
             executable=dict(type='str', default='nvidia-smi'),
             expected_count=dict(type='int'),
             expected_model=dict(type='str'),
-            timeout=dict(type='int', default=30),
+            timeout=dict(type='int', default=DEFAULT_TIMEOUT),
             fail_on_mismatch=dict(type='bool', default=True),
             check_torch=dict(type='bool', default=False),
             python=dict(type='path', default='python3'),
@@ -299,81 +287,19 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    runner = Runner(module, params['timeout'])
-
-    result = dict(
-        changed=False,
-        present=False,
-        executable=None,
-        driver_ok=False,
-        driver_error=None,
-        driver_failure_kind=None,
-        driver_version=None,
-        cuda_version=None,
-        gpus=[],
-        torch=None,
-    )
-    gpus = []
-    bad_lines = []
-    error = None
-
-    smi = find_executable(module, params['executable'])
-    if smi:
-        result['present'] = True
-        result['executable'] = smi
-        rc, out, err, timed_out = runner.run([smi] + query_args())
-        if timed_out:
-            result['driver_error'] = 'nvidia-smi did not answer within %d s' % params['timeout']
-            result['driver_failure_kind'] = 'timeout'
-        else:
-            diagnosis, kind, first_line = classify_failure(rc, out, err)
-            if diagnosis == 'driver_unreachable':
-                result['driver_error'] = first_line
-                result['driver_failure_kind'] = kind
-            else:
-                result['driver_ok'] = True
-                gpus, bad_lines = parse_query_csv(out)
-                if kind == 'no_devices':
-                    gpus, bad_lines = [], []
-                elif rc != 0 and not gpus:
-                    tail = (err or out or '').strip()
-                    error = 'nvidia-smi --query-gpu failed (rc=%d): %s' % (rc, tail.splitlines()[0] if tail else 'no output')
-                elif not gpus and bad_lines:
-                    error = 'cannot parse nvidia-smi --query-gpu output: %s' % bad_lines[0]
-        if gpus:
-            versions = sorted(set(g.pop('driver_version') or '' for g in gpus) - set(['']))
-            result['driver_version'] = versions[0] if versions else None
-        if result['driver_ok']:
-            driver, cuda = read_cuda_version(runner, smi)
-            result['driver_version'] = result['driver_version'] or driver
-            result['cuda_version'] = cuda
-        if result['driver_ok'] and gpus and params['check_torch']:
-            rc, out, err, timed_out = runner.run([params['python'], '-c', TORCH_PROBE])
-            if timed_out:
-                result['torch'] = parse_torch_probe(rc, '', 'timed out after %d s' % params['timeout'])
-            else:
-                result['torch'] = parse_torch_probe(rc, out, err)
-            if not result['torch']['python']:
-                result['torch']['python'] = params['python']
-    result['gpus'] = gpus
-    result['query_errors'] = bad_lines
-
-    failure_text = None
-    if result['present'] and not result['driver_ok']:
-        failure_text = '%s (%s)' % (result['driver_error'], driver_failure_hint(result['driver_failure_kind']))
-    summary = diagnose(
-        present=result['present'],
-        driver_ok=result['driver_ok'],
-        gpus=gpus,
-        expected_count=params['expected_count'],
-        expected_model=params['expected_model'],
-        torch=result['torch'],
-        bad_lines=bad_lines,
-        driver_failure=failure_text,
-        error=error,
-    )
-    result.update(summary)
-
+    try:
+        result = check_gpus(
+            lambda executable: find_executable(module, executable),
+            executable=params['executable'],
+            expected_count=params['expected_count'],
+            expected_model=params['expected_model'],
+            check_torch=params['check_torch'],
+            python=params['python'],
+            timeout=params['timeout'],
+        )
+    except ValueError as exc:
+        module.fail_json(msg='nvidia_gpu_info: %s' % exc)
+    result['changed'] = False
     if result['diagnosis'] != 'ok' and params['fail_on_mismatch']:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -33,6 +34,7 @@ LISTENER = {"port": 8770, "node_id": "n1", "health_path": "/health", "service_na
             "service_manager": "none", "cmdline_regex": "p2p_orchestrator"}
 HEALTHY = {"state_ok": True, "diagnosis": "healthy", "msg": "pid 42 listens on port 8770", "service_manager": "none",
            "managed_pid": None, "pid": 42}
+KEY = b"k" * 32  # a stamp key for tests that build stamps without a node directory
 SYSTEMCTL_ARGV = ["systemctl", "show", "ringrift-p2p.service", "-p", "UnitFileState", "-p", "NeedDaemonReload"]
 
 
@@ -109,8 +111,9 @@ def node(tmp_path):
 
         def stamp(self, fingerprint="sha256:abc", files=None, python=sys.executable, imports=("json",),
                   listener=None, gpu=None):
+            key = cs.node_key(cs.key_path_for(self.stamp_path), create=True)
             built = cs.build_stamp(fingerprint, [self.conf, self.unit] if files is None else files, python, list(imports),
-                                   dict(LISTENER if listener is None else listener), gpu)
+                                   dict(LISTENER if listener is None else listener), gpu, key=key)
             changed, written = cs.write_stamp(self.stamp_path, built, now=T1)
             assert changed
             return written
@@ -127,7 +130,7 @@ def verify(node, fingerprint="sha256:abc", runner=None, gpu_runner=never_gpu, in
 # --------------------------------------------------------------------------- file_record
 
 def test_file_record_of_a_missing_file(tmp_path):
-    assert cs.file_record(str(tmp_path / "nope")) == {"exists": False}
+    assert cs.file_record(str(tmp_path / "nope"), KEY) == {"exists": False}
 
 
 def test_file_record_has_checksum_mode_and_owner(tmp_path):
@@ -137,9 +140,9 @@ def test_file_record_has_checksum_mode_and_owner(tmp_path):
         handle.write(data)
     os.chmod(path, 0o640)
     info = os.stat(path)
-    assert cs.file_record(path) == {
+    assert cs.file_record(path, KEY) == {
         "exists": True,
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "digest": "hmac-sha256:" + hmac.new(KEY, data, hashlib.sha256).hexdigest(),
         "mode": "0640",
         "uid": info.st_uid,
         "gid": info.st_gid,
@@ -149,15 +152,16 @@ def test_file_record_has_checksum_mode_and_owner(tmp_path):
 def test_file_record_mode_keeps_special_bits_and_drops_the_file_type(tmp_path):
     path = write(tmp_path / "tool", "#!/bin/sh\n", 0o755)
     os.chmod(path, 0o4755)
-    assert cs.file_record(path)["mode"] == "4755"
-    assert cs.file_record(write(tmp_path / "empty", "", 0o600))["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert cs.file_record(path, KEY)["mode"] == "4755"
+    assert cs.file_record(write(tmp_path / "empty", "", 0o600), KEY)["digest"] == cs.keyed_digest(KEY, b"")
 
 
 # --------------------------------------------------------------------------- build_stamp
 
 def build(**overrides):
     args = {"fingerprint": "sha256:abc", "files": ["/etc/ringrift/node.conf"], "python": "/usr/bin/python3",
-            "imports": ["json"], "listener": dict(LISTENER), "gpu": None, "file_reader": lambda path: {"exists": False}}
+            "imports": ["json"], "listener": dict(LISTENER), "gpu": None, "key": KEY,
+            "file_reader": lambda path: {"exists": False}}
     args.update(overrides)
     return cs.build_stamp(**args)
 
@@ -202,24 +206,24 @@ def test_build_stamp_happy_path_sorts_dedups_and_drops_none():
 
     def reader(path):
         read.append(path)
-        return {"exists": True, "sha256": "h:" + path, "mode": "0644", "uid": 0, "gid": 0}
+        return {"exists": True, "digest": "h:" + path, "mode": "0644", "uid": 0, "gid": 0}
 
     listener = dict(LISTENER, bind_address=None, log_path=None, check_port_in_cmdline=False, health_timeout=5.0)
     gpu = {"executable": "nvidia-smi", "expected_count": 8, "expected_model": None, "timeout": 30,
            "check_torch": False, "python": None, "fail_on_mismatch": False}
     stamp = cs.build_stamp("sha256:abc", ["/z/unit", "/a/conf", "/z/unit", "/m/x"], "/opt/venv/bin/python",
-                           ["yaml", "aiohttp", "psutil", "aiohttp", "aiohttp.web"], listener, gpu, file_reader=reader)
+                           ["yaml", "aiohttp", "psutil", "aiohttp", "aiohttp.web"], listener, gpu, key=KEY, file_reader=reader)
     assert sorted(read) == ["/a/conf", "/m/x", "/z/unit"]  # each file read once
     assert list(stamp["files"]) == ["/a/conf", "/m/x", "/z/unit"]
-    assert stamp["files"]["/m/x"]["sha256"] == "h:/m/x"
+    assert stamp["files"]["/m/x"]["digest"] == "h:/m/x"
     assert stamp["python"] == {"interpreter": "/opt/venv/bin/python", "imports": ["aiohttp", "aiohttp.web", "psutil", "yaml"]}
     assert stamp["listener"] == {"port": 8770, "node_id": "n1", "cmdline_regex": "p2p_orchestrator", "check_port_in_cmdline": False,
                                  "health_path": "/health", "health_timeout": 5.0, "service_name": "ringrift-p2p",
                                  "service_manager": "none"}
     assert stamp["gpu"] == {"executable": "nvidia-smi", "expected_count": 8, "timeout": 30, "check_torch": False,
                             "fail_on_mismatch": False}
-    assert stamp["format"] == cs.FORMAT == 1
-    assert stamp["fingerprint"] == "sha256:abc"
+    assert stamp["format"] == cs.FORMAT == 2
+    assert stamp["fingerprint"] == "hmac-sha256:" + hmac.new(KEY, b"sha256:abc", hashlib.sha256).hexdigest()
     assert "converged_at" not in stamp
     assert set(stamp) == set(cs.CONTENT_KEYS)
     json.dumps(stamp)  # JSON-serialisable as is
@@ -235,8 +239,8 @@ def test_build_stamp_does_not_modify_the_listener_it_was_given():
 def test_build_stamp_reads_real_files_and_keeps_missing_ones(tmp_path):
     present = write(tmp_path / "a", "x", 0o600)
     missing = str(tmp_path / "b")
-    stamp = cs.build_stamp("sha256:abc", [present, missing], sys.executable, [], dict(LISTENER))
-    assert stamp["files"][present] == cs.file_record(present)
+    stamp = cs.build_stamp("sha256:abc", [present, missing], sys.executable, [], dict(LISTENER), key=KEY)
+    assert stamp["files"][present] == cs.file_record(present, KEY)
     assert stamp["files"][missing] == {"exists": False}
     assert stamp["gpu"] is None
     assert stamp["python"]["imports"] == []
@@ -306,7 +310,7 @@ def test_write_stamp_check_mode_writes_nothing(tmp_path):
     changed, written = cs.write_stamp(path, build(), now=T1, check_mode=True)
     assert changed is True
     assert written["converged_at"] == "2026-11-29T05:02:11Z"
-    assert written["fingerprint"] == "sha256:abc"
+    assert written["fingerprint"] == cs.keyed_digest(KEY, "sha256:abc")
     assert not directory.exists()
 
     real = str(tmp_path / "stamp.json")
@@ -316,7 +320,7 @@ def test_write_stamp_check_mode_writes_nothing(tmp_path):
     assert cs.write_stamp(real, build(), now=T2, check_mode=True) == (False, cs.read_stamp(real))
     changed, would = cs.write_stamp(real, build(fingerprint="sha256:other"), now=T2, check_mode=True)
     assert changed is True
-    assert would["fingerprint"] == "sha256:other"
+    assert would["fingerprint"] == cs.keyed_digest(KEY, "sha256:other")
     with open(real, "rb") as handle:
         assert handle.read() == raw  # untouched
 
@@ -336,7 +340,7 @@ def test_write_stamp_is_atomic_when_writing_fails(tmp_path, monkeypatch):
         before = handle.read()
 
     def half_then_fail(obj, out, **kwargs):
-        out.write('{"format": 1, "finger')
+        out.write('{"format": 2, "finger')
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cs.json, "dump", half_then_fail)
@@ -375,10 +379,10 @@ def test_read_stamp_missing_is_none(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("{not json", "not JSON"),
     ("", "not JSON"),
-    ('{"format": 2, "fingerprint": "x"}', "not a format-1 converge stamp"),
-    ('{"fingerprint": "x"}', "not a format-1 converge stamp"),
-    ('[1, 2]', "not a format-1 converge stamp"),
-    ('"format"', "not a format-1 converge stamp"),
+    ('{"format": 3, "fingerprint": "x"}', "not a format-2 converge stamp"),
+    ('{"fingerprint": "x"}', "not a format-2 converge stamp"),
+    ('[1, 2]', "not a format-2 converge stamp"),
+    ('"format"', "not a format-2 converge stamp"),
 ])
 def test_read_stamp_rejects_what_is_not_a_stamp(tmp_path, text, message):
     path = write(tmp_path / "stamp.json", text)
@@ -483,8 +487,10 @@ def test_verify_mode_changed(node):
 def test_verify_owner_changed(node):
     node.stamp()
 
+    key = cs.node_key(cs.key_path_for(node.stamp_path))
+
     def chowned(path):
-        record = cs.file_record(path)
+        record = cs.file_record(path, key)
         if path == node.unit:
             record["uid"] = record["uid"] + 1000
         return record
@@ -522,15 +528,15 @@ def test_file_record_of_an_unreadable_file_is_an_error_record(tmp_path, monkeypa
     path = tmp_path / "node.conf"
     path.write_text("x")
 
-    def refuse(dummy):
+    def refuse(dummy_key, dummy_path):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(cs, "_sha256", refuse)
-    assert cs.file_record(str(path)) == {"exists": True, "error": "cannot read: Permission denied"}
+    monkeypatch.setattr(cs, "_keyed_file_digest", refuse)
+    assert cs.file_record(str(path), KEY) == {"exists": True, "error": "cannot read: Permission denied"}
 
 
 def test_build_stamp_refuses_a_managed_path_that_is_not_a_file(tmp_path):
     with pytest.raises(cs.StampError, match="files: %s not a regular file" % re.escape(str(tmp_path))):
-        cs.build_stamp("sha256:x", [str(tmp_path)], sys.executable, [], dict(LISTENER))
+        cs.build_stamp("sha256:x", [str(tmp_path)], sys.executable, [], dict(LISTENER), key=KEY)
 
 
 def test_relative_stamp_paths_are_refused():
@@ -542,7 +548,7 @@ def test_relative_stamp_paths_are_refused():
 
 def test_write_stamp_restores_the_mode_of_an_unchanged_stamp(tmp_path):
     path = str(tmp_path / "stamp.json")
-    stamp = cs.build_stamp("sha256:x", [], sys.executable, [], dict(LISTENER))
+    stamp = cs.build_stamp("sha256:x", [], sys.executable, [], dict(LISTENER), key=KEY)
     assert cs.write_stamp(path, stamp)[0] is True
     os.chmod(path, 0o644)
     changed, written = cs.write_stamp(path, stamp, check_mode=True)
@@ -798,7 +804,9 @@ def test_gpu_check_ok_on_eight_h100():
     assert verdict["count_matches"] is True
     assert verdict["model_matches"] is True
     assert verdict["msg"].startswith("8 x NVIDIA H100 80GB HBM3")
-    assert runner.calls == [(["/usr/bin/nvidia-smi"] + nvidia_smi.query_args(), 15)]
+    # One command, given the whole deadline less the time kept to kill and reap it.
+    assert [argv for argv, _seconds in runner.calls] == [["/usr/bin/nvidia-smi"] + nvidia_smi.query_args()]
+    assert runner.calls[0][1] == pytest.approx(15 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_default_timeout_and_no_expectations():
@@ -806,7 +814,7 @@ def test_gpu_check_default_timeout_and_no_expectations():
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi"})
     assert verdict["diagnosis"] == "ok"
     assert verdict["count"] == 3
-    assert runner.calls[0][1] == 30
+    assert runner.calls[0][1] == pytest.approx(30 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_count_mismatch():
@@ -852,7 +860,8 @@ def test_gpu_check_timed_out():
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi", "expected_count": 8, "timeout": 7})
     assert verdict["diagnosis"] == "driver_unreachable"
     assert "nvidia-smi did not answer within 7 s" in verdict["msg"]
-    assert runner.calls[0][1] == 7
+    assert verdict["driver_failure_kind"] == "timeout"
+    assert runner.calls[0][1] == pytest.approx(7 - nvidia_smi.REAP_GRACE, abs=0.5)
 
 
 def test_gpu_check_driver_unreachable():
@@ -883,7 +892,8 @@ def test_gpu_check_with_torch():
     gpu = {"executable": "nvidia-smi", "expected_count": 8, "check_torch": True, "python": "/venv/bin/python", "timeout": 9}
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))(gpu)
     assert verdict["diagnosis"] == "ok", verdict
-    assert runner.calls[1] == (["/venv/bin/python", "-c", nvidia_smi.TORCH_PROBE], 9)
+    assert runner.calls[1][0] == ["/venv/bin/python", "-c", nvidia_smi.TORCH_PROBE]
+    assert runner.calls[1][1] <= 9 - nvidia_smi.REAP_GRACE  # what the query left of the one 9 s deadline
 
     torch_short = json.dumps({"available": True, "device_count": 7})
     runner = SmiRunner((0, sample("query-8x-h100-sxm.csv"), "", False), (0, torch_short, "", False))
@@ -894,7 +904,22 @@ def test_gpu_check_with_torch():
     runner = SmiRunner((0, sample("query-8x-h100-sxm.csv"), "", False), (124, "", "", True))
     verdict = cs.gpu_check(runner, which_at("/usr/bin/nvidia-smi"))(gpu)
     assert verdict["diagnosis"] == "torch_mismatch"
-    assert "timed out after 9 s" in verdict["msg"]
+    assert "timed out: the GPU check has 9 s in all" in verdict["msg"]
+
+
+def test_gpu_check_no_devices_and_lost_gpu_match_nvidia_gpu_info():
+    # The same verdicts nvidia_gpu_info and node_audit give (one function: nvidia_smi.check_gpus).
+    for answer, expected in (((6, sample("fail-no-devices-rc6.txt"), "", False), "count_mismatch"),
+                             ((15, sample("query-gpu-lost.txt"), "", False), "count_mismatch")):
+        verdict = cs.gpu_check(SmiRunner(answer), which_at("/usr/bin/nvidia-smi"))({"executable": "nvidia-smi"})
+        assert verdict["diagnosis"] == expected, verdict
+
+
+def test_verify_reports_an_invalid_recorded_gpu_check(node):
+    node.stamp(gpu={"executable": "nvidia-smi", "expected_count": -1})
+    result = verify(node, gpu_runner=cs.gpu_check(SmiRunner(), which_at("/usr/bin/nvidia-smi")))
+    assert result["converged"] is False
+    assert result["reasons"] == ["the recorded GPU check is invalid: expected_count must be 0 or more, got -1"]
 
 
 def test_gpu_check_feeds_verify(node):
@@ -905,3 +930,103 @@ def test_gpu_check_feeds_verify(node):
     assert result["reasons"] == ["GPU check: count_mismatch: nvidia-smi reports 7 GPU(s), the inventory expects 8"]
     gpu_runner = cs.gpu_check(SmiRunner((0, sample("query-8x-h100-sxm.csv"), "", False)), which_at("/usr/bin/nvidia-smi"))
     assert verify(node, gpu_runner=gpu_runner)["converged"] is True
+
+
+# --------------------------------------------------------------------------- no secret derivable from the stamp
+
+TOKEN = "rr-cluster-token-0123456789abcdef"
+
+
+def _fingerprint(token):
+    # What site.yml hashes on the controller: resolved variables (one holds the token) and the token file's sha256.
+    from ansible_collections.ringrift.cluster.plugins.filter.converge_fingerprint import converge_fingerprint
+    return converge_fingerprint({
+        "inventory_hostname": "n1", "group_names": ["gpu", "p2p_voters"], "ringrift_p2p_port": 8770,
+        "p2p_daemon_auth_token": token, "token_file_sha256": hashlib.sha256(token.encode()).hexdigest(),
+    }, with_code=False)
+
+
+def _node_conf(token):
+    return "NODE_ID=n1\nRINGRIFT_CLUSTER_AUTH_TOKEN='%s'\n" % token
+
+
+def test_the_stamp_does_not_confirm_a_token_guess(node):
+    write(node.conf, _node_conf(TOKEN), 0o600)
+    written = node.stamp(fingerprint=_fingerprint(TOKEN))
+    with open(node.stamp_path) as handle:
+        readable = handle.read() + json.dumps(written)
+    # Everything one can compute from a (right) guess of the token and what else is known of the node:
+    fingerprint = _fingerprint(TOKEN)
+    candidates = [fingerprint, fingerprint.split(":", 1)[1],
+                  hashlib.sha256(_node_conf(TOKEN).encode()).hexdigest(),
+                  hashlib.sha256(TOKEN.encode()).hexdigest()]
+    for candidate in candidates:
+        assert candidate not in readable
+    # Keyed digests without the node's key do not match either (no key, the token as the key).
+    for guessed_key in (b"", TOKEN.encode()):
+        assert "hmac-sha256:" + hmac.new(guessed_key, fingerprint.encode(), hashlib.sha256).hexdigest() != written["fingerprint"]
+        assert ("hmac-sha256:" + hmac.new(guessed_key, _node_conf(TOKEN).encode(), hashlib.sha256).hexdigest()
+                != written["files"][node.conf]["digest"])
+    # Only the node's key reproduces them.
+    key = cs.node_key(cs.key_path_for(node.stamp_path))
+    assert written["fingerprint"] == cs.keyed_digest(key, fingerprint)
+    assert written["files"][node.conf]["digest"] == cs.keyed_digest(key, _node_conf(TOKEN))
+
+
+def test_a_token_change_still_invalidates_the_stamp(node):
+    node.stamp(fingerprint=_fingerprint(TOKEN))
+    assert verify(node, fingerprint=_fingerprint(TOKEN))["converged"] is True
+    result = verify(node, fingerprint=_fingerprint(TOKEN + "-rotated"))
+    assert result["converged"] is False
+    assert result["reasons"] == ["settings or collection code changed since the last converge (2026-11-29T05:02:11Z)"]
+    # and a node.conf re-rendered with the new token no longer matches its record
+    write(node.conf, _node_conf(TOKEN + "-rotated"), 0o600)
+    assert verify(node, fingerprint=_fingerprint(TOKEN))["reasons"] == ["%s changed since the last converge" % node.conf]
+
+
+def test_the_stamp_key_is_random_private_and_per_node(tmp_path):
+    first = cs.node_key(str(tmp_path / "a" / cs.KEY_NAME), create=True)
+    second = cs.node_key(str(tmp_path / "b" / cs.KEY_NAME), create=True)
+    assert len(first) == cs.KEY_BYTES and first != second
+    info = os.stat(str(tmp_path / "a" / cs.KEY_NAME))
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid()
+    assert cs.node_key(str(tmp_path / "a" / cs.KEY_NAME), create=True) == first  # kept once made
+
+
+def test_verify_without_the_key_converges_in_full_and_creates_nothing(node):
+    node.stamp()
+    os.unlink(cs.key_path_for(node.stamp_path))
+    result = verify(node)
+    assert result["converged"] is False
+    assert result["reasons"] == ["cannot check the converge stamp: no stamp key at %s" % cs.key_path_for(node.stamp_path)]
+    assert not os.path.exists(cs.key_path_for(node.stamp_path))  # the re-check is read-only
+
+
+def test_a_key_readable_by_others_is_not_trusted_and_the_writer_replaces_it(node):
+    node.stamp()
+    key_path = cs.key_path_for(node.stamp_path)
+    with open(key_path, "rb") as handle:
+        old = handle.read()
+    os.chmod(key_path, 0o644)
+    result = verify(node)
+    assert result["converged"] is False
+    assert result["reasons"] == ["cannot check the converge stamp: %s: the stamp key has mode 0644 owner %d; "
+                                 "it must be %d's alone (0600)" % (key_path, os.geteuid(), os.geteuid())]
+    new = cs.node_key(key_path, create=True)
+    assert new != old and stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+
+
+def test_a_plain_format_1_stamp_is_not_trusted_and_a_converge_replaces_it(node):
+    # Stamps written before the digests were keyed hold the plain fingerprint.
+    os.makedirs(os.path.dirname(node.stamp_path))
+    old = {"format": 1, "fingerprint": _fingerprint(TOKEN), "files": {}, "python": {}, "listener": dict(LISTENER),
+           "gpu": None, "converged_at": "2026-11-28T00:00:00Z"}
+    write(node.stamp_path, json.dumps(old), 0o600)
+    result = verify(node, fingerprint=_fingerprint(TOKEN))
+    assert result["converged"] is False
+    assert result["converged_at"] == "2026-11-28T00:00:00Z"
+    assert result["reasons"] == ["the converge stamp at %s is format 1, from before its digests were keyed; "
+                                 "a full converge rewrites it" % node.stamp_path]
+    node.stamp(fingerprint=_fingerprint(TOKEN))
+    with open(node.stamp_path) as handle:
+        assert _fingerprint(TOKEN) not in handle.read()

@@ -6,6 +6,7 @@
 from __future__ import absolute_import, division, print_function
 
 import os
+import time
 
 import pytest
 
@@ -407,8 +408,32 @@ def test_diagnose_one_odd_gpu_is_a_model_mismatch():
 
 
 def test_diagnose_bad_lines_with_right_count_are_an_error():
-    out = ns.diagnose(True, True, _gpus(), expected_count=8, bad_lines=['Unable to determine the device handle'])
+    out = ns.diagnose(True, True, _gpus(), expected_count=8, bad_lines=['Some garbage nvidia-smi printed'])
     assert out['diagnosis'] == 'error'
+    assert out['msg'] == 'nvidia-smi reported errors: Some garbage nvidia-smi printed'
+
+
+LOST = 'Unable to determine the device handle for GPU0000:A1:00.0: Unknown Error'
+
+
+@pytest.mark.parametrize('count,expected', [(7, None), (8, 8), (7, 0)])
+def test_diagnose_a_lost_gpu_is_a_count_mismatch_whatever_the_inventory_says(count, expected):
+    # A GPU nvidia-smi cannot reach is a missing GPU: the same verdict with or without an expected count.
+    out = ns.diagnose(True, True, _gpus(count=count), expected_count=expected, bad_lines=[LOST])
+    assert out['diagnosis'] == 'count_mismatch'
+    assert out['msg'] == 'nvidia-smi reports %d GPU(s) and cannot reach 1 more (nvidia-smi also said: %s)' % (count, LOST)
+
+
+def test_diagnose_expected_count_zero_is_not_compared():
+    assert ns.diagnose(True, True, [], expected_count=0)['diagnosis'] == 'count_mismatch'
+    out = ns.diagnose(True, True, _gpus(count=2), expected_count=0)
+    assert out['diagnosis'] == 'ok' and out['count_matches'] is None
+
+
+@pytest.mark.parametrize('bad', [-1, '8', True, 2.5])
+def test_diagnose_refuses_a_bad_expected_count(bad):
+    with pytest.raises(ValueError, match='expected_count'):
+        ns.diagnose(True, True, [], expected_count=bad)
 
 
 def test_diagnose_bad_lines_with_wrong_count_are_a_count_mismatch():
@@ -442,3 +467,157 @@ def test_diagnose_model_note_survives_ok():
 def test_every_diagnosis_is_listed():
     assert set(ns.DIAGNOSES) == set(['ok', 'no_nvidia_smi', 'driver_unreachable', 'count_mismatch',
                                      'model_mismatch', 'torch_mismatch', 'error'])
+
+
+# --- check_gpus: one check, one total deadline -------------------------------
+
+DOUBLE = os.path.join(os.path.dirname(SAMPLES), 'nvidia-smi')
+
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class TimedRunner(object):
+    """run(argv, seconds): each command takes `cost` seconds of the fake clock, or times out at its share."""
+
+    def __init__(self, clock, answers, cost):
+        self.clock = clock
+        self.answers = list(answers)
+        self.cost = cost
+        self.calls = []
+
+    def __call__(self, argv, seconds):
+        self.calls.append((list(argv), seconds))
+        answer = self.answers.pop(0)
+        if self.cost > seconds:
+            self.clock.now += seconds + ns.REAP_GRACE
+            return ns.TIMED_OUT_RC, '', '', True
+        self.clock.now += self.cost
+        return answer
+
+
+def which_smi(executable):
+    return '/usr/bin/nvidia-smi' if executable == 'nvidia-smi' else None
+
+
+TORCH_8 = '{"python": "/venv/bin/python", "available": true, "device_count": 8, "names": []}\n'
+
+
+def test_check_gpus_ok_reads_the_versions_with_what_is_left():
+    clock = FakeClock()
+    run = TimedRunner(clock, [(0, sample('query-8x-rtx4090.csv'), '', False), (0, sample('smi-550-rtx4090.txt'), '', False)], 1.0)
+    res = ns.check_gpus(which_smi, expected_count=8, expected_model='RTX 4090', timeout=10, run=run, clock=clock)
+    assert res['diagnosis'] == 'ok', res['msg']
+    assert res['driver_version'] == '550.54.15' and res['cuda_version'] == '12.4'
+    assert [argv[1:] for argv, _s in run.calls] == [ns.query_args(), []]
+    assert run.calls[0][1] == 10 - ns.REAP_GRACE
+    assert run.calls[1][1] == 9 - ns.REAP_GRACE  # the same deadline, less what the query took
+    assert 'driver_version' not in res['gpus'][0]
+
+
+def test_check_gpus_one_deadline_covers_every_command():
+    # Each command would finish within its own `timeout`; together they would not. The check stops at the
+    # total: the torch probe gets what the query left, the versions get nothing and stay null.
+    clock = FakeClock()
+    run = TimedRunner(clock, [(0, sample('query-8x-rtx4090.csv'), '', False), (0, TORCH_8, '', False),
+                              (0, sample('smi-550-rtx4090.txt'), '', False)], 4.0)
+    res = ns.check_gpus(which_smi, expected_count=8, check_torch=True, python='/venv/bin/python', timeout=10,
+                        run=run, clock=clock)
+    assert clock.now - 1000.0 <= 10
+    assert [seconds for _argv, seconds in run.calls] == [9.5, 5.5, 1.5]  # one budget, shrinking
+    assert res['diagnosis'] == 'ok', res['msg']
+    assert res['torch']['device_count'] == 8
+    assert res['cuda_version'] is None
+    assert run.calls[2][0] == ['/usr/bin/nvidia-smi']  # the banner timed out; no time left for -q
+
+
+def test_check_gpus_torch_past_the_deadline_is_a_torch_mismatch():
+    clock = FakeClock()
+    run = TimedRunner(clock, [(0, sample('query-8x-rtx4090.csv'), '', False), (0, TORCH_8, '', False)], 6.0)
+    res = ns.check_gpus(which_smi, expected_count=8, check_torch=True, timeout=10, read_versions=False,
+                        run=run, clock=clock)
+    assert res['diagnosis'] == 'torch_mismatch'
+    assert 'timed out: the GPU check has 10 s in all' in res['msg']
+    assert clock.now - 1000.0 <= 10
+
+
+def test_check_gpus_hung_query_is_driver_unreachable_with_the_hint():
+    clock = FakeClock()
+    run = TimedRunner(clock, [(0, '', '', False)], 3600)
+    res = ns.check_gpus(which_smi, expected_count=8, timeout=9, run=run, clock=clock)
+    assert res['diagnosis'] == 'driver_unreachable'
+    assert res['driver_failure_kind'] == 'timeout'
+    assert res['msg'] == ('nvidia-smi cannot reach the NVIDIA driver: nvidia-smi did not answer within 9 s (%s)'
+                          % ns.driver_failure_hint('timeout'))
+    assert len(run.calls) == 1 and clock.now - 1000.0 <= 9
+
+
+@pytest.mark.parametrize('answer,diagnosis', [
+    ((6, 'No devices were found\n', ''), 'count_mismatch'),
+    ((15, 'GPU-LOST', ''), 'count_mismatch'),
+    ((9, 'NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.\n', ''), 'driver_unreachable'),
+    ((2, '', 'Unknown option\n'), 'error'),
+])
+@pytest.mark.parametrize('expected_count', [None, 0, 8])
+def test_check_gpus_verdicts_do_not_depend_on_the_expected_count(answer, diagnosis, expected_count):
+    rc, out, err = answer
+    out = sample('query-gpu-lost.txt') if out == 'GPU-LOST' else out
+    res = ns.check_gpus(which_smi, expected_count=expected_count, read_versions=False,
+                        run=lambda argv, seconds: (rc, out, err, False))
+    assert res['diagnosis'] == diagnosis, res['msg']
+
+
+def test_check_gpus_without_nvidia_smi_runs_nothing():
+    def run(argv, seconds):
+        raise AssertionError('ran %r' % argv)
+    res = ns.check_gpus(lambda name: None, run=run)
+    assert res['diagnosis'] == 'no_nvidia_smi' and res['present'] is False
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    ({'timeout': 0}, 'timeout must be a number of seconds above 0'),
+    ({'timeout': True}, 'timeout must be'),
+    ({'expected_count': -2}, 'expected_count must be 0 or more'),
+])
+def test_check_gpus_refuses_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ns.check_gpus(which_smi, run=lambda argv, seconds: (0, '', '', False), **kwargs)
+
+
+# --- run_bounded on the nvidia-smi test double ----------------------------------
+
+def _double_env(monkeypatch, scenario, hang_seconds=15):
+    monkeypatch.setenv('RINGRIFT_NVIDIA_SMI_SCENARIO', scenario)
+    monkeypatch.setenv('RINGRIFT_NVIDIA_SMI_HANG_SECONDS', str(hang_seconds))
+
+
+def test_run_bounded_answers(monkeypatch):
+    _double_env(monkeypatch, '2x L40S')
+    rc, out, err, timed_out = ns.run_bounded([DOUBLE, '--query-gpu=index,name', '--format=csv,noheader'], 20)
+    assert (rc, out, err, timed_out) == (0, '0, NVIDIA L40S\n1, NVIDIA L40S\n', '', False)
+
+
+def test_run_bounded_missing_command():
+    rc, out, err, timed_out = ns.run_bounded(['/nonexistent/nvidia-smi'], 5)
+    assert rc == 127 and timed_out is False and 'nonexistent' in err
+
+
+@pytest.mark.parametrize('scenario', ['hang', 'hang-unkillable'])
+def test_run_bounded_returns_on_time_whatever_the_command_does(monkeypatch, scenario):
+    # hang ignores SIGTERM; hang-unkillable also leaves a process holding the pipes that no group kill reaches
+    # (as a process stuck in the driver would): neither may hold the caller past its deadline.
+    _double_env(monkeypatch, scenario)
+    started = time.monotonic()
+    rc, dummy_out, dummy_err, timed_out = ns.run_bounded([DOUBLE] + ns.query_args(), 1.0)
+    elapsed = time.monotonic() - started
+    assert timed_out is True and rc == ns.TIMED_OUT_RC
+    assert elapsed < 1.0 + ns.REAP_GRACE + 0.5, elapsed
+
+
+def test_run_bounded_with_no_time_left_runs_nothing():
+    assert ns.run_bounded(['/nonexistent/nvidia-smi'], 0) == (ns.TIMED_OUT_RC, '', '', True)

@@ -135,9 +135,12 @@ def test_gpu_lost():
     assert res['query_errors'] == ['Unable to determine the device handle for GPU0000:A1:00.0: Unknown Error']
 
 
-def test_gpu_lost_without_expected_count_is_an_error():
+def test_gpu_lost_without_expected_count_is_a_count_mismatch():
+    # A GPU that fell off the bus is a missing GPU, inventory count or not (node_audit and the converge
+    # re-check say the same).
     res = run_module(with_double(fail_on_mismatch=False), 'gpu-lost')
-    assert res['diagnosis'] == 'error'
+    assert res['diagnosis'] == 'count_mismatch'
+    assert res['msg'].startswith('nvidia-smi reports 7 GPU(s) and cannot reach 1 more')
 
 
 def test_hung_nvidia_smi_times_out():

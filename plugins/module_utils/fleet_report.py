@@ -611,7 +611,7 @@ def render_prometheus(report):
     """Prometheus text exposition format (for node_exporter's textfile collector): gauges, no timestamps."""
     s, q = report["summary"], report["quorum"]
     generated = calendar.timegm(time.strptime(report["generated_at"], "%Y-%m-%dT%H:%M:%SZ"))
-    diagnoses = [d for d in DIAGNOSES] + sorted(d for d in s["by_diagnosis"] if d not in DIAGNOSES)
+    diagnoses = list(DIAGNOSES) + sorted(d for d in s["by_diagnosis"] if d not in DIAGNOSES)
     families = [
         ("ringrift_fleet_report_timestamp_seconds", "When the fleet report was generated (Unix time).",
          [({}, generated)]),

@@ -107,7 +107,7 @@ def build(records, voters, quorum_size=None, **kw):
 @pytest.fixture
 def report():
     return build(fleet_records(), VOTERS, generated_at=GENERATED_AT,
-                           inventory_source="inventory/cluster.distributed_hosts.yml")
+                 inventory_source="inventory/cluster.distributed_hosts.yml")
 
 
 def rec(name, diagnosis, voter=False, **kw):
@@ -504,7 +504,7 @@ def test_markdown_dry_run():
 
 def test_markdown_dry_run_without_changes_or_audits():
     report = build([], ["a", "b", "c"], kind="dry_run", generated_at=GENERATED_AT,
-                             dry_run={"playbook": "x.yml", "hosts": {}, "would_change_tasks": 0, "audited": []})
+                   dry_run={"playbook": "x.yml", "hosts": {}, "would_change_tasks": 0, "audited": []})
     md = fr.render_markdown(report)
     assert "No task would change anything." in md
     assert "No node was audited in this run" in md
@@ -531,7 +531,7 @@ def test_write_report_files_and_round_trip(report, tmp_path):
 
 def test_write_report_dry_run_and_custom_prefix(tmp_path):
     report = build([rec("a", "healthy")], [], kind="dry_run", generated_at="2026-01-02T03:04:05Z",
-                             dry_run={"playbook": "site.yml", "hosts": {}, "would_change_tasks": 0, "audited": ["a"]})
+                   dry_run={"playbook": "site.yml", "hosts": {}, "would_change_tasks": 0, "audited": ["a"]})
     paths = fr.write_report(report, str(tmp_path))
     json_path, md_path = paths["json_path"], paths["md_path"]
     assert os.path.basename(json_path) == "dry-run-20260102T030405Z.json"

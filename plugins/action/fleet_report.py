@@ -12,17 +12,22 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str"},
     "result_var": {"type": "str", "default": "fleet_audit_node"},
-    "voters": {"type": "list", "elements": "str"},
-    "quorum_size": {"type": "int"},
+    # Elements are checked by plugin_utils.quorum: a number must not silently become a voter name.
+    "voters": {"type": "list"},
+    # Validated by plugin_utils.quorum (integer, majority..voters), with the variable's name.
+    "quorum_size": {"type": "raw"},
     "report_dir": {"type": "str", "default": "reports"},
     "kind": {"type": "str", "default": "audit", "choices": ["audit", "dry_run"]},
     "inventory_source": {"type": "str"},
-    "playbook": {"type": "str", "default": "playbooks/site.yml"},
+    "playbook": {"type": "str", "default": fleet_report.SITE_PLAYBOOK},
     "write": {"type": "bool", "default": True},
+    "extra_formats": {"type": "list", "elements": "str", "default": [], "choices": list(fleet_report.EXTRA_FORMATS)},
+    "min_healthy_share": {"type": "raw", "default": 0},
 }
 
 
@@ -54,22 +59,29 @@ class ActionModule(ActionBase):
             for name in hosts:
                 declared = hostvars.get(name, {}).get("ringrift_p2p_voters")
                 if declared:
-                    voters = list(declared)
+                    voters = declared
                     break
         try:
+            quorum_status = quorum.status(records, voters, args["quorum_size"], "quorum_size (ringrift_quorum_size)")
             report = fleet_report.build_report(
-                records, voters, kind=args["kind"], quorum_size=args["quorum_size"],
-                inventory_source=args["inventory_source"], playbook=args["playbook"])
+                records, quorum_status, kind=args["kind"], inventory_source=args["inventory_source"],
+                playbook=args["playbook"],
+                min_healthy_share=fleet_report.healthy_share_floor(args["min_healthy_share"],
+                                                                   "min_healthy_share (audit_min_healthy_share)"))
         except ValueError as exc:
             raise AnsibleActionFail("fleet_report: %s" % exc)
+        warning = quorum.duplicate_warning(quorum_status["duplicate_voters"])
+        if warning:
+            result.setdefault("warnings", []).append("fleet_report: %s" % warning)
 
         result.update(changed=False, summary=report["summary"], quorum=report["quorum"],
                       recommendations=report["recommendations"], hosts=report["hosts"],
+                      healthy_share_ok=report["summary"]["healthy_share_ok"],
                       markdown=fleet_report.render_markdown(report))
         if args["write"]:
             report_dir = os.path.abspath(os.path.expanduser(args["report_dir"]))
             try:
-                result["json_path"], result["md_path"] = fleet_report.write_report(report, report_dir)
+                result.update(fleet_report.write_report(report, report_dir, extra_formats=args["extra_formats"]))
             except OSError as exc:
                 raise AnsibleActionFail("fleet_report: cannot write the report under %s: %s" % (report_dir, exc))
         return result

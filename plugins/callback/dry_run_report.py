@@ -17,6 +17,11 @@ description:
     the fleet report format (see C(docs/report-schema.md)) when the playbook ends.
   - Outside check mode it does nothing.
   - Results of C(no_log) tasks are never copied; only the task name is kept.
+  - It never writes to standard output, which belongs to the stdout callback (so that the output of
+    C(ANSIBLE_STDOUT_CALLBACK=json) stays one JSON document). The line naming the report files and any
+    warning go to standard error.
+  - The voter quorum uses the first C(ringrift_p2p_voters) and C(ringrift_quorum_size) host variables found;
+    an invalid size is warned about and the report uses a strict majority.
   - Needs enabling, for example C(callbacks_enabled = ringrift.cluster.dry_run_report) in C(ansible.cfg)
     (the collection's own C(ansible.cfg) does).
 requirements:
@@ -39,6 +44,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 AUDIT_ACTIONS = frozenset(("ringrift.cluster.node_audit", "node_audit"))
 # Arguments that say what a task would touch, in the order worth quoting.
@@ -116,17 +122,32 @@ class CallbackModule(CallbackBase):
         # Hosts enter the fleet tables only with an audit finding; changes are listed for all.
         hosts = sorted(set(self._audits) | set(self._changes))
         records = [fleet_report.host_record(h, self._facts.get(h, {}), self._audits[h]) for h in sorted(self._audits)]
-        voters = []
+        voters, size = [], None
         for h in hosts:
             declared = self._facts.get(h, {}).get("ringrift_p2p_voters")
             if declared:
-                voters = list(declared)
+                voters = declared
+                size = self._facts.get(h, {}).get("ringrift_quorum_size")
                 break
+        try:
+            quorum_status = quorum.status(records, voters, size)
+        except quorum.QuorumError as exc:
+            # The dry run must still report what would change; a real run fails on this.
+            self._display.warning("dry_run_report: %s; the report uses a strict majority" % exc)
+            try:
+                quorum_status = quorum.status(records, voters)
+            except quorum.QuorumError:
+                quorum_status = quorum.status(records, [])
+        warning = quorum.duplicate_warning(quorum_status["duplicate_voters"])
+        if warning:
+            self._display.warning("dry_run_report: %s" % warning)
         report = fleet_report.build_report(
-            records, voters, kind="dry_run",
+            records, quorum_status, kind="dry_run",
             dry_run={"playbook": self._playbook, "hosts": self._changes,
                      "would_change_tasks": sum(len(v) for v in self._changes.values()),
                      "audited": sorted(self._audits)})
         report_dir = os.path.abspath(os.path.expanduser(self.get_option("report_dir")))
-        json_path, md_path = fleet_report.write_report(report, report_dir)
-        self._display.display("Dry-run report (nothing was changed): %s and %s" % (json_path, md_path))
+        paths = fleet_report.write_report(report, report_dir)
+        # stderr: stdout is the stdout callback's (a json stdout must stay one JSON document).
+        self._display.display("Dry-run report (nothing was changed): %s and %s" % (paths["json_path"], paths["md_path"]),
+                              stderr=True)

@@ -14,10 +14,12 @@ author:
 description:
   - Input is a mapping of voter name to whether its daemon is alive right now (from
     C(ringrift.cluster.p2p_listener) run against every voter just before), either as a boolean or as the
-    module's C(diagnosis) (C(healthy) and C(busy) are alive, anything else is not).
+    module's C(diagnosis) (C(healthy) and C(busy) are alive, anything else, C(starting) included, is not).
   - A voter that is down already may always be restarted. A live voter may only be restarted when the
     other live voters are still a quorum without it.
-  - Quorum is a strict majority of O(voters) unless O(quorum_size) sets it explicitly.
+  - Quorum is a strict majority of the distinct O(voters) unless O(quorum_size) sets it explicitly.
+  - A voter listed more than once counts once, with a warning.
+  - The rules live in C(plugins/plugin_utils/quorum.py), shared with C(ringrift.cluster.fleet_report).
 options:
   _input:
     description: Voter name to alive (bool) or to its C(p2p_listener) diagnosis.
@@ -28,12 +30,15 @@ options:
     type: str
     required: true
   voters:
-    description: The whole C(p2p_voters) list.
+    description: The whole C(p2p_voters) list; every entry must be a host name (string).
     type: list
     elements: str
     required: true
   quorum_size:
-    description: Explicit quorum size; a strict majority when omitted.
+    description:
+      - Explicit quorum size (usually C(ringrift_quorum_size)); a strict majority when omitted, V(null) or empty.
+      - Must be an integer from a strict majority of the distinct voters up to their number; anything else fails
+        the task with an error naming C(ringrift_quorum_size).
     type: int
 """
 
@@ -45,29 +50,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(allowed) (bool), C(reason) (str), C(others_alive) (int), C(required) (int).
+  description:
+    - C(allowed) (bool), C(reason) (str), C(others_alive) (int), C(required) (int) and C(duplicate_voters)
+      (list of names listed more than once).
   type: dict
 """
 
-from collections.abc import Sequence
-
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
+
+display = Display()
 
 
 def quorum_decision(alive_by_voter, voter, voters, quorum_size=None):
     """See DOCUMENTATION."""
-    if not isinstance(alive_by_voter, dict):
-        raise AnsibleFilterError("quorum_decision: input must be a mapping of voter to alive, got %s" % type(alive_by_voter).__name__)
-    if isinstance(voters, (str, bytes)) or not isinstance(voters, Sequence):
-        # list("a,b,c") would make voters of single characters.
-        raise AnsibleFilterError("quorum_decision: voters must be a list of names, got %s" % type(voters).__name__)
     try:
-        alive = dict((k, v in fleet_report.ALIVE if isinstance(v, str) else bool(v)) for k, v in alive_by_voter.items())
-        return fleet_report.quorum_decision(voter, alive, list(voters), quorum_size)
-    except ValueError as exc:
+        decision = quorum.decision(voter, alive_by_voter, voters, quorum_size)
+    except quorum.QuorumError as exc:
         raise AnsibleFilterError("quorum_decision: %s" % exc)
+    warning = quorum.duplicate_warning(decision["duplicate_voters"])
+    if warning:
+        display.warning("quorum_decision: %s" % warning)
+    return decision
 
 
 class FilterModule:

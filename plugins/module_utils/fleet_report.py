@@ -1,33 +1,59 @@
 # -*- coding: utf-8 -*-
 # Copyright: RingRift maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fleet report: per-host audit records -> aggregates, quorum, root causes, Markdown.
+"""Fleet report: per-host audit records -> aggregates, root causes, Markdown, JUnit, metrics.
 
 Pure functions (no I/O besides ``write_report``), shared by the
-``ringrift.cluster.fleet_report`` action plugin, the ``dry_run_report`` callback
-and the quorum guard filter. The JSON schema is documented in
-``docs/report-schema.md``; ``SCHEMA_VERSION`` changes when it does.
+``ringrift.cluster.fleet_report`` action plugin and the ``dry_run_report`` callback.
+Controller-only. The voter quorum is computed by ``plugins/plugin_utils/quorum.py``
+(module_utils may not import plugin_utils) and handed to ``build_report``.
+The JSON schema is documented in ``docs/report-schema.md``; ``SCHEMA_VERSION``
+changes when it does.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import datetime
 import json
 import os
+import shlex
+import tempfile
+import time
+import xml.etree.ElementTree as ET
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# `starting`: alive under its service manager, inside its start grace period, not yet
+# listening. p2p_proc defines it; listed here as well so the report knows it whichever
+# of the two changes lands first (never twice).
+_LISTENER_DIAGNOSES = tuple(p2p_proc.DIAGNOSES) + tuple(d for d in ("starting",) if d not in p2p_proc.DIAGNOSES)
 
 # Every diagnosis a host record may carry: the listener's own, plus the one only
 # the controller can make (the node did not answer at all).
-DIAGNOSES = p2p_proc.DIAGNOSES + ("unreachable",)
+DIAGNOSES = _LISTENER_DIAGNOSES + ("unreachable",)
 
 # The daemon answers in both: `busy` is the real daemon's `healthy: false`
 # ("too busy for new jobs"), which is alive and counts for quorum.
 ALIVE = frozenset(p2p_proc.ALIVE_DIAGNOSES)
+
+# Not healthy and not broken: give it time, audit again, repair nothing.
+WAITING = frozenset(("starting",))
+
+# The log's ModuleNotFoundError names a package of the daemon's own checkout
+# (`scripts`, `app`): its working directory / PYTHONPATH is wrong, no dependency is missing.
+CHECKOUT_IMPORT = "checkout_import"
+
+# How recommended commands name the playbooks: the collection's FQCN works from this
+# checkout (ansible.cfg's collections_path) and from an installed collection alike.
+SITE_PLAYBOOK = "ringrift.cluster.site"
+AUDIT_PLAYBOOK = "ringrift.cluster.audit"
+
+EXTRA_FORMATS = ("junit", "prometheus")
 
 _ROOT_CAUSE_TEXT = {
     "crashed": "Daemon crash-loops (last error in its log)",
@@ -39,73 +65,45 @@ _ROOT_CAUSE_TEXT = {
     "health_failed": "Port is held by the daemon but /health does not answer 2xx",
     "unreachable": "Node unreachable over SSH",
     "busy": "Alive but reports itself too busy for new jobs (disk, memory or load)",
+    "starting": "Daemon is starting: alive under its service manager, within its start grace period, "
+                "not listening yet (not a fault: wait and audit again)",
 }
 
 
-def quorum_required(voter_count, explicit=None):
-    """Voters that must be alive: ``explicit`` when given, else a strict majority."""
-    if explicit is not None and str(explicit) != "":
-        required = int(explicit)
-        if required < 1:
-            raise ValueError("quorum size must be at least 1, got %d" % required)
-        return required
-    # No voters declared: nothing to elect, nothing required.
-    return voter_count // 2 + 1 if voter_count else 0
+def is_checkout_import(record):
+    """Crashed because the daemon cannot import its own checkout (PYTHONPATH / working directory)."""
+    return record.get("diagnosis") == "crashed" and record.get("error_kind") == CHECKOUT_IMPORT
 
 
-def quorum_status(records, voters, explicit=None):
-    """Quorum object of the report from host records and the ``p2p_voters`` list."""
-    by_name = dict((r["name"], r) for r in records)
-    required = quorum_required(len(voters), explicit)
-    healthy = [v for v in voters if by_name.get(v, {}).get("diagnosis") in ALIVE]
-    down = [v for v in voters if v not in healthy]
-    margin = len(healthy) - required
-    return {
-        "voters": list(voters),
-        "healthy_voters": healthy,
-        "down_voters": down,
-        "not_audited": [v for v in voters if v not in by_name],
-        "required": required,
-        "ok": margin >= 0,
-        # One more voter lost breaks leader election (nothing to break when none is required).
-        "at_risk": margin < 1 and required > 0,
-        "margin": margin,
-    }
+def is_missing_dependency(record):
+    """Crashed on a third-party module the venv lacks (the `deps` stage installs it)."""
+    return record.get("diagnosis") == "crashed" and bool(record.get("missing_module")) and not is_checkout_import(record)
 
 
-def quorum_decision(voter, alive_by_voter, voters, explicit=None):
-    """May ``voter`` be restarted now without breaking quorum?
+def type_name(value):
+    """The YAML-level type of a value for error messages (not ansible-core's internal tagged classes)."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (bytes, "bytes"),
+                       (dict, "dict"), (list, "list"), (tuple, "list")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
-    ``alive_by_voter`` maps voter names to whether their daemon is alive right
-    now. A voter that is itself down costs nothing to restart. A live one may
-    only go down when the *other* live voters are still a quorum without it.
-    Returns ``{"allowed": bool, "reason": str, "others_alive": int, "required": int}``.
-    """
-    required = quorum_required(len(voters), explicit)
-    others = [v for v in voters if v != voter and alive_by_voter.get(v)]
-    if voter not in voters:
-        return {"allowed": True, "reason": "%s is not a voter" % voter, "others_alive": len(others), "required": required}
-    if not alive_by_voter.get(voter):
-        return {
-            "allowed": True,
-            "reason": "%s is down already: restarting it cannot lower the quorum" % voter,
-            "others_alive": len(others),
-            "required": required,
-        }
-    if len(others) >= required:
-        return {
-            "allowed": True,
-            "reason": "%d other voters alive (%s), %d required" % (len(others), ", ".join(others), required),
-            "others_alive": len(others),
-            "required": required,
-        }
-    return {
-        "allowed": False,
-        "reason": "restarting %s would leave %d live voters of %d (%d required for quorum); skipped"
-        % (voter, len(others), len(voters), required),
-        "others_alive": len(others),
-        "required": required,
-    }
+
+def healthy_share_floor(value, field="min_healthy_share"):
+    """Validated floor for the healthy share: a number from 0 (off) to 1."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0.0
+    if isinstance(value, bool):
+        raise ValueError("%s must be a number between 0 and 1, got bool %r" % (field, value))
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("%s must be a number between 0 and 1, got %s %r" % (field, type_name(value), value))
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("%s must be between 0 and 1 (a share: 0.8 means 80%%), got %r" % (field, value))
+    return share
 
 
 def host_record(name, facts, result):
@@ -138,6 +136,7 @@ def host_record(name, facts, result):
         "diagnosis": diagnosis,
         "alive": diagnosis in ALIVE,
         "missing_module": result.get("missing_module"),
+        "error_kind": result.get("error_kind"),
         "last_error": result.get("last_error") or (
             _one_line(result.get("msg")) if module_failed or not reachable else None),
         "listening": bool(result.get("listening")),
@@ -161,55 +160,86 @@ def _one_line(text, limit=200):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def recommend(records, playbook="playbooks/site.yml"):
-    """Recommended commands for what is broken, one per fix, grouped by hosts."""
-    groups = {}
+def shell_command(args):
+    """One copy-pastable command line: every argument shell-quoted (``shlex.quote``)."""
+    return " ".join(shlex.quote(str(a)) for a in args)
 
-    def add(key, host, command, why):
-        entry = groups.setdefault(key, {"command": command, "why": why, "hosts": []})
-        entry["hosts"].append(host)
 
+# fix -> (why, command arguments with "{hosts}" for the comma-separated host names), in report order.
+_FIXES = (
+    ("deps", "crash-loops on a missing Python module; --tags deps installs it and proves the import",
+     ("ansible-playbook", "{playbook}", "--tags", "deps", "--limit", "{hosts}")),
+    ("checkout", "crash-loops importing its own checkout (the module is part of the daemon's checkout, not a "
+                 "dependency): its working directory or PYTHONPATH is wrong; the service stage rewrites the unit "
+                 "(working directory, PYTHONPATH) and restarts it; --tags deps would not help",
+     ("ansible-playbook", "{playbook}", "--tags", "service,verify", "--limit", "{hosts}")),
+    ("converge", "daemon not running under a supervisor; a full converge installs deps, settings and the unit",
+     ("ansible-playbook", "{playbook}", "--limit", "{hosts}")),
+    ("service", "a stray copy holds the port; the service stage stops it and lets the managed unit bind",
+     ("ansible-playbook", "{playbook}", "--tags", "service,verify", "--limit", "{hosts}")),
+    ("verify", "the daemon holds the port but /health fails; restart through the unit and read its log",
+     ("ansible-playbook", "{playbook}", "--tags", "service,verify", "--limit", "{hosts}")),
+    ("wrong_owner", "another program holds the P2P port; the playbook will not kill what it does not own: "
+                    "see which program it is (pid, exe, command line), then free the port or set p2p_port",
+     ("ansible", "{hosts}", "--become", "-m", "ringrift.cluster.p2p_listener",
+      "-a", "port={{ ringrift_p2p_port | default(8770) }} fail_on_mismatch=false")),
+    ("become", "the socket's owner is invisible without root",
+     ("ansible-playbook", AUDIT_PLAYBOOK, "--become", "--limit", "{hosts}")),
+    ("unreachable", "SSH failed: check the instance in the provider's console (stopped, reclaimed or new port)",
+     ("ansible", "{hosts}", "-m", "ansible.builtin.ping")),
+    ("wait", "starting within its start grace period (alive under its service manager, not listening yet): "
+             "wait, then audit again; repair nothing",
+     ("ansible-playbook", AUDIT_PLAYBOOK, "--limit", "{hosts}")),
+)
+
+
+def _fix_for(record):
+    d = record["diagnosis"]
+    if is_checkout_import(record):
+        return "checkout"
+    if is_missing_dependency(record):
+        return "deps"
+    return {
+        "never_started": "converge", "not_listening": "converge", "crashed": "converge",
+        "unmanaged": "service", "health_failed": "verify", "wrong_owner": "wrong_owner",
+        "owner_unknown": "become", "unreachable": "unreachable", "starting": "wait",
+    }.get(d)
+
+
+def recommend(records, playbook=SITE_PLAYBOOK):
+    """Recommended commands for what is broken, one per fix, grouped by hosts.
+
+    Every argument is shell-quoted: host names and the playbook come from the
+    inventory and the play, not from this code.
+    """
+    hosts_by_fix = {}
     for r in records:
-        d = r["diagnosis"]
-        name = r["name"]
-        if d == "crashed" and r.get("missing_module"):
-            add("deps", name, "ansible-playbook %s --tags deps --limit {hosts}" % playbook,
-                "crash-loops on a missing Python module; --tags deps installs it and proves the import")
-        elif d in ("never_started", "not_listening", "crashed"):
-            add("converge", name, "ansible-playbook %s --limit {hosts}" % playbook,
-                "daemon not running under a supervisor; a full converge installs deps, settings and the unit")
-        elif d == "unmanaged":
-            add("service", name, "ansible-playbook %s --tags service,verify --limit {hosts}" % playbook,
-                "a stray copy holds the port; the service stage stops it and lets the managed unit bind")
-        elif d == "health_failed":
-            add("verify", name, "ansible-playbook %s --tags service,verify --limit {hosts}" % playbook,
-                "the daemon holds the port but /health fails; restart through the unit and read its log")
-        elif d == "wrong_owner":
-            add("wrong_owner", name, "ssh {hosts} 'ls -l /proc/<pid>/exe' && free the port or set p2p_port",
-                "another program holds the P2P port; the playbook will not kill what it does not own")
-        elif d == "owner_unknown":
-            add("become", name, "ansible-playbook playbooks/audit.yml --become --limit {hosts}",
-                "the socket's owner is invisible without root")
-        elif d == "unreachable":
-            add("unreachable", name, "ansible {hosts} -m ansible.builtin.ping",
-                "SSH failed: check the instance in the provider's console (stopped, reclaimed or new port)")
+        fix = _fix_for(r)
+        if fix:
+            hosts_by_fix.setdefault(fix, []).append(r["name"])
     out = []
-    for key in ("deps", "converge", "service", "verify", "wrong_owner", "become", "unreachable"):
-        if key in groups:
-            entry = groups[key]
-            hosts = ",".join(entry["hosts"])
-            out.append({
-                "fix": key,
-                "hosts": entry["hosts"],
-                "why": entry["why"],
-                "command": entry["command"].replace("{hosts}", hosts),
-            })
+    for fix, why, args in _FIXES:
+        if fix not in hosts_by_fix:
+            continue
+        hosts = hosts_by_fix[fix]
+        limit = ",".join(hosts)
+        out.append({
+            "fix": fix,
+            "hosts": hosts,
+            "why": why,
+            "command": shell_command(a.replace("{playbook}", playbook).replace("{hosts}", limit)
+                                     if a in ("{playbook}", "{hosts}") else a for a in args),
+        })
     return out
 
 
-def build_report(records, voters, kind="audit", quorum_size=None, generated_at=None,
-                 inventory_source=None, playbook="playbooks/site.yml", dry_run=None):
-    """Whole report (see docs/report-schema.md) from host records."""
+def build_report(records, quorum, kind="audit", generated_at=None, inventory_source=None,
+                 playbook=SITE_PLAYBOOK, dry_run=None, min_healthy_share=0.0):
+    """Whole report (see docs/report-schema.md) from host records.
+
+    ``quorum`` is the object ``plugin_utils.quorum.status()`` computed from the same records.
+    """
+    floor = healthy_share_floor(min_healthy_share)
     generated_at = generated_at or datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z"
     records = sorted(records, key=lambda r: (r["provider"], r["name"]))
     providers = {}
@@ -232,9 +262,12 @@ def build_report(records, voters, kind="audit", quorum_size=None, generated_at=N
         })
         cause["count"] += 1
         cause["hosts"].append(r["name"])
-        if r.get("missing_module"):
+        if is_checkout_import(r):
+            cause.setdefault("checkout_imports", {}).setdefault(r.get("missing_module") or "?", []).append(r["name"])
+        elif r.get("missing_module"):
             cause.setdefault("missing_modules", {}).setdefault(r["missing_module"], []).append(r["name"])
     alive = sum(1 for r in records if r["alive"])
+    share = float(alive) / len(records) if records else 0.0
     report = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -243,14 +276,19 @@ def build_report(records, voters, kind="audit", quorum_size=None, generated_at=N
         "summary": {
             "total": len(records),
             "healthy": alive,
-            "rate": round(alive / len(records), 3) if records else 0.0,
-            "crashed_missing_deps": sum(1 for r in records if r["diagnosis"] == "crashed" and r.get("missing_module")),
+            "rate": round(share, 3),
+            "crashed_missing_deps": sum(1 for r in records if is_missing_dependency(r)),
+            "crashed_checkout_import": sum(1 for r in records if is_checkout_import(r)),
             "not_started": sum(1 for r in records if r["diagnosis"] in ("never_started", "not_listening")),
+            "starting": sum(1 for r in records if r["diagnosis"] in WAITING),
             "unreachable": counts.get("unreachable", 0),
             "by_diagnosis": counts,
+            "min_healthy_share": floor,
+            # 0 is off. Compared with the unrounded share, not the 3-decimal `rate`.
+            "healthy_share_ok": floor <= 0 or share >= floor,
         },
         "providers": providers,
-        "quorum": quorum_status(records, voters, quorum_size),
+        "quorum": quorum,
         "root_causes": root_causes,
         "recommendations": recommend(records, playbook),
         "hosts": records,
@@ -260,10 +298,83 @@ def build_report(records, voters, kind="audit", quorum_size=None, generated_at=N
     return report
 
 
+# --------------------------------------------------------------------------- Markdown escaping
+#
+# Every value that did not come from this file (host and provider names, log lines,
+# task names, paths) is escaped for where it lands, so no value can end a table row,
+# open or close a code block, start a heading, or pass HTML through.
+
+_LINE_BREAKS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# CommonMark backslash-escapes any ASCII punctuation; these are the ones that can start
+# inline markup mid-line (emphasis, code, links, tables, strike-through, math).
+_MD_PUNCTUATION = frozenset("\\`*_[]|~$")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _flat(value):
+    """``value`` on one line: line breaks and tabs become spaces, other control characters ``\\xNN``."""
+    out = []
+    for ch in str(value):
+        if ch in _LINE_BREAKS:
+            out.append(" ")
+        elif ord(ch) < 0x20 or 0x7f <= ord(ch) < 0xa0:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    return " ".join("".join(out).split())
+
+
+def md_text(value):
+    """A value in running text or a table cell: one line, Markdown punctuation and HTML escaped."""
+    text = _flat(value)
+    out = []
+    for i, ch in enumerate(text):
+        if ch in _HTML:
+            out.append(_HTML[ch])
+        elif ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            # An underscore between letters or digits never opens or closes emphasis
+            # (CommonMark): `never_started` stays readable.
+            out.append(ch)
+        elif ch in _MD_PUNCTUATION:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def md_code(value, in_table=False):
+    """A value as an inline code span: fenced by more backticks than it contains (HTML is inert there)."""
+    text = _flat(value)
+    run = longest = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    if text.startswith("`") or text.endswith("`") or not text:
+        text = " %s " % text
+    if in_table:
+        # GFM splits table rows on '|' before it sees code spans.
+        text = text.replace("|", "\\|")
+    return "%s%s%s" % (fence, text, fence)
+
+
+def md_fenced(text, indent=""):
+    """Lines of a fenced code block whose fence no line of ``text`` can close."""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    longest = 0
+    for line in lines:
+        run = 0
+        for ch in line:
+            run = run + 1 if ch == "`" else 0
+            longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return [indent + fence] + [indent + line for line in lines] + [indent + fence]
+
+
 def _cell(value):
     if value is None or value == "":
         return "-"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_text(value)
 
 
 def render_markdown(report):
@@ -274,8 +385,8 @@ def render_markdown(report):
     lines = [
         "# %s" % title,
         "",
-        "Generated %s%s." % (report["generated_at"],
-                             (" from `%s`" % report["inventory_source"]) if report.get("inventory_source") else ""),
+        "Generated %s%s." % (md_text(report["generated_at"]),
+                             (" from %s" % md_code(report["inventory_source"])) if report.get("inventory_source") else ""),
         "",
         "## Executive summary",
         "",
@@ -290,6 +401,17 @@ def render_markdown(report):
         "- **%d of %d** P2P nodes healthy (%.0f%%)." % (s["healthy"], s["total"], 100.0 * s["rate"]),
         "- %d crashed on missing Python dependencies; %d never started or not listening; %d unreachable."
         % (s["crashed_missing_deps"], s["not_started"], s["unreachable"]),
+    ]
+    if s.get("crashed_checkout_import"):
+        lines.append("- %d crashed importing their own checkout (working directory or PYTHONPATH wrong, not a "
+                     "missing dependency)." % s["crashed_checkout_import"])
+    if s.get("starting"):
+        lines.append("- %d starting (within their start grace period, not listening yet): wait and audit again; "
+                     "not a fault." % s["starting"])
+    if s.get("min_healthy_share"):
+        lines.append("- Healthy share floor %.0f%%: **%s**." % (100.0 * s["min_healthy_share"],
+                                                                "met" if s["healthy_share_ok"] else "NOT MET"))
+    lines += [
         "- Voter quorum: **%s** (%d of %d voters alive, %d required)."
         % ("met" if q["ok"] else "LOST", len(q["healthy_voters"]), len(q["voters"]), q["required"])
         if q["voters"] or q["required"] else "- Voter quorum: no voters declared (`p2p_voters` is empty).",
@@ -303,7 +425,7 @@ def render_markdown(report):
     for provider in sorted(by_provider):
         p = report["providers"][provider]
         lines += [
-            "## %s: %d of %d healthy (%.0f%%)" % (provider, p["healthy"], p["total"], 100.0 * p["rate"]),
+            "## %s: %d of %d healthy (%.0f%%)" % (md_text(provider), p["healthy"], p["total"], 100.0 * p["rate"]),
             "",
             "| node | GPU | daemon running | port %s | last error | last converge | status |" % _cell(by_provider[provider][0]["port"]),
             "| --- | --- | --- | --- | --- | --- | --- |",
@@ -312,7 +434,9 @@ def render_markdown(report):
             # Without an audit finding (SSH or the module failed) nothing is known about the daemon.
             seen = r["reachable"] and r["diagnosis"] != "unreachable"
             if r["alive"]:
-                running = "yes (pid %s)" % r["pid"] if r.get("pid") else "yes"
+                running = "yes (pid %s)" % _cell(r["pid"]) if r.get("pid") else "yes"
+            elif r["diagnosis"] in WAITING:
+                running = "starting"
             else:
                 running = "no" if seen else "?"
             port = "listening" if r["listening"] else ("free" if seen else "?")
@@ -337,32 +461,46 @@ def render_markdown(report):
         "%d of %d alive, %d required: quorum %s%s." % (
             len(q["healthy_voters"]), len(q["voters"]), q["required"], "met" if q["ok"] else "**LOST**",
             "" if not q["ok"] or not q["at_risk"] else ", **one more loss breaks it**"),
+    ]
+    if q.get("duplicate_voters"):
+        lines.append("`p2p_voters` lists %s more than once; each counts once."
+                     % ", ".join(md_text(v) for v in q["duplicate_voters"]))
+    lines += [
         "",
         "## Root causes",
         "",
     ]
     if not report["root_causes"]:
         lines.append("None: every node is healthy.")
-    for diag in DIAGNOSES:
-        cause = report["root_causes"].get(diag)
-        if not cause:
-            continue
-        lines.append("- **%s** (%d): %s. Nodes: %s." % (diag, cause["count"], cause["description"], ", ".join(cause["hosts"])))
+    known = [d for d in DIAGNOSES if d in report["root_causes"]]
+    # A diagnosis this code does not know yet still shows, after the known ones.
+    for diag in known + sorted(d for d in report["root_causes"] if d not in DIAGNOSES):
+        cause = report["root_causes"][diag]
+        lines.append("- **%s** (%d): %s. Nodes: %s." % (
+            md_text(diag), cause["count"], md_text(cause["description"]), ", ".join(md_text(h) for h in cause["hosts"])))
         for module, hosts in sorted(cause.get("missing_modules", {}).items()):
-            lines.append("  - `ModuleNotFoundError: No module named '%s'` on %s" % (module, ", ".join(hosts)))
+            lines.append("  - %s on %s" % (md_code("ModuleNotFoundError: No module named '%s'" % module),
+                                           ", ".join(md_text(h) for h in hosts)))
+        for module, hosts in sorted(cause.get("checkout_imports", {}).items()):
+            lines.append("  - %s on %s: %s is part of the daemon's own checkout, so the daemon runs with the wrong "
+                         "working directory or PYTHONPATH (not a missing dependency)"
+                         % (md_code("ModuleNotFoundError: No module named '%s'" % module),
+                            ", ".join(md_text(h) for h in hosts), md_code(module)))
     lines += ["", "## Recommended commands", ""]
     if not report["recommendations"]:
         lines.append("Nothing to fix.")
     for rec in report["recommendations"]:
-        lines += ["- %s:" % rec["why"], "", "  ```", "  %s" % rec["command"], "  ```", ""]
+        lines += ["- %s:" % md_text(rec["why"]), ""] + md_fenced(rec["command"], indent="  ") + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _status_cell(r):
     d = r["diagnosis"]
+    if is_checkout_import(r):
+        return "crashed (checkout module %s not importable: PYTHONPATH)" % md_code(r.get("missing_module") or "?", in_table=True)
     if d == "crashed" and r.get("missing_module"):
-        return "crashed (missing `%s`)" % r["missing_module"]
-    return {"healthy": "healthy", "busy": "busy (alive)"}.get(d, "**%s**" % d)
+        return "crashed (missing %s)" % md_code(r["missing_module"], in_table=True)
+    return {"healthy": "healthy", "busy": "busy (alive)", "starting": "starting (wait)"}.get(d, "**%s**" % _cell(d))
 
 
 def _render_dry_run(dry_run):
@@ -380,17 +518,173 @@ def _render_dry_run(dry_run):
     return lines
 
 
-def write_report(report, directory, prefix=None):
-    """Write ``<prefix>-<UTC timestamp>.json`` and ``.md``; return both paths."""
+# --------------------------------------------------------------------------- JUnit XML
+
+# XML 1.0 cannot carry most control characters at all, not even as references.
+def _xml_text(value):
+    out = []
+    for ch in "" if value is None else str(value):
+        code = ord(ch)
+        if ch in "\t\n\r" or 0x20 <= code <= 0xd7ff or 0xe000 <= code <= 0xfffd or 0x10000 <= code <= 0x10ffff:
+            out.append(ch)
+        else:
+            out.append("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
+    return "".join(out)
+
+
+def _junit_detail(record, fix_by_host):
+    lines = ["diagnosis: %s" % record["diagnosis"],
+             "cause: %s" % _ROOT_CAUSE_TEXT.get(record["diagnosis"], record["diagnosis"])]
+    for key in ("last_error", "missing_module", "error_kind", "service_manager", "service_state", "gpu_diagnosis"):
+        if record.get(key):
+            lines.append("%s: %s" % (key, record[key]))
+    fix = fix_by_host.get(record["name"])
+    if fix:
+        lines.append("fix: %s" % fix)
+    return "\n".join(lines)
+
+
+def render_junit(report):
+    """JUnit XML: one test suite per provider, one test case per node.
+
+    Alive nodes pass; ``starting`` is skipped (not decided yet); every other
+    diagnosis is a failure whose ``type`` is the diagnosis and whose ``message``
+    is the last error or the cause.
+    """
+    timestamp = report["generated_at"].rstrip("Z")
+    fix_by_host = {}
+    for rec in report["recommendations"]:
+        for host in rec["hosts"]:
+            fix_by_host[host] = rec["command"]
+    by_provider = {}
+    for r in report["hosts"]:
+        by_provider.setdefault(r["provider"], []).append(r)
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    root = ET.Element("testsuites", name="ringrift.cluster fleet %s" % report["kind"])
+    for provider in sorted(by_provider):
+        suite = ET.SubElement(root, "testsuite", name=_xml_text(provider), timestamp=timestamp, time="0")
+        counts = {"tests": 0, "failures": 0, "skipped": 0}
+        for r in by_provider[provider]:
+            case = ET.SubElement(suite, "testcase", classname=_xml_text("fleet.%s" % provider), name=_xml_text(r["name"]),
+                                 time="0")
+            counts["tests"] += 1
+            if r["alive"]:
+                continue
+            message = r.get("last_error") or _ROOT_CAUSE_TEXT.get(r["diagnosis"], r["diagnosis"])
+            if r["diagnosis"] in WAITING:
+                counts["skipped"] += 1
+                child = ET.SubElement(case, "skipped", message=_xml_text("%s: %s" % (r["diagnosis"], message)))
+            else:
+                counts["failures"] += 1
+                child = ET.SubElement(case, "failure", type=_xml_text(r["diagnosis"]),
+                                      message=_xml_text("%s: %s" % (r["diagnosis"], message)))
+            child.text = _xml_text(_junit_detail(r, fix_by_host))
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("errors", "0")
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("errors", "0")
+    root.set("time", "0")
+    if hasattr(ET, "indent"):
+        ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --------------------------------------------------------------------------- Prometheus metrics
+
+def _prom_label(value):
+    # Text exposition format: backslash, double quote and line feed are escaped in label values.
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _prom_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def render_prometheus(report):
+    """Prometheus text exposition format (for node_exporter's textfile collector): gauges, no timestamps."""
+    s, q = report["summary"], report["quorum"]
+    generated = calendar.timegm(time.strptime(report["generated_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    diagnoses = list(DIAGNOSES) + sorted(d for d in s["by_diagnosis"] if d not in DIAGNOSES)
+    families = [
+        ("ringrift_fleet_report_timestamp_seconds", "When the fleet report was generated (Unix time).",
+         [({}, generated)]),
+        ("ringrift_fleet_nodes", "Nodes in the report, per provider.",
+         [({"provider": p}, report["providers"][p]["total"]) for p in sorted(report["providers"])]),
+        ("ringrift_fleet_healthy_nodes", "Nodes whose daemon is alive (healthy or busy), per provider.",
+         [({"provider": p}, report["providers"][p]["healthy"]) for p in sorted(report["providers"])]),
+        ("ringrift_fleet_diagnosis_nodes", "Nodes per diagnosis (every diagnosis, zeros included).",
+         [({"diagnosis": d}, s["by_diagnosis"].get(d, 0)) for d in diagnoses]),
+        ("ringrift_fleet_healthy_share", "Share of nodes whose daemon is alive (0 to 1, 3 decimals).",
+         [({}, float(s["rate"]))]),
+        ("ringrift_fleet_healthy_share_floor", "Configured floor for the healthy share (0: off).",
+         [({}, float(s.get("min_healthy_share") or 0.0))]),
+        ("ringrift_fleet_voters", "Distinct P2P voters declared.", [({}, len(q["voters"]))]),
+        ("ringrift_fleet_voters_alive", "P2P voters whose daemon is alive.", [({}, len(q["healthy_voters"]))]),
+        ("ringrift_fleet_quorum_required", "P2P voters that must be alive for leader election.", [({}, q["required"])]),
+        ("ringrift_fleet_quorum_ok", "1 when enough voters are alive for leader election, else 0.", [({}, bool(q["ok"]))]),
+    ]
+    lines = []
+    for name, help_text, samples in families:
+        lines.append("# HELP %s %s" % (name, help_text.replace("\\", "\\\\").replace("\n", "\\n")))
+        lines.append("# TYPE %s gauge" % name)
+        for labels, value in samples:
+            label_text = ",".join('%s="%s"' % (k, _prom_label(v)) for k, v in sorted(labels.items()))
+            lines.append("%s%s %s" % (name, "{%s}" % label_text if label_text else "", _prom_value(value)))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+
+def _atomic_write(path, text):
+    # A scraper (textfile collector, CI) never reads a half-written file.
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        # mkstemp creates 0600; give the file the mode open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_report(report, directory, prefix=None, extra_formats=()):
+    """Write ``<prefix>-<UTC timestamp>.json`` and ``.md`` (and the extra formats); return their paths.
+
+    ``extra_formats``: ``junit`` writes ``<prefix>-<stamp>.junit.xml``; ``prometheus`` writes
+    ``<prefix>.prom``, one stable name replaced on every run, as the textfile collector
+    reads every ``*.prom`` of its directory (timestamped files would repeat each series).
+    Returns ``{"json_path", "md_path"[, "junit_path"][, "metrics_path"]}``.
+    """
+    unknown = [f for f in extra_formats if f not in EXTRA_FORMATS]
+    if unknown:
+        raise ValueError("unknown report format(s) %s (known: %s)" % (", ".join(map(str, unknown)), ", ".join(EXTRA_FORMATS)))
+    # Render everything before writing anything: no half-written set of files.
+    contents = {"md_path": render_markdown(report)}
+    if "junit" in extra_formats:
+        contents["junit_path"] = render_junit(report)
+    if "prometheus" in extra_formats:
+        contents["metrics_path"] = render_prometheus(report)
     if not os.path.isdir(directory):
         os.makedirs(directory)
     stamp = report["generated_at"].replace("-", "").replace(":", "")
     prefix = prefix or ("dry-run" if report["kind"] == "dry_run" else "fleet-audit")
     base = os.path.join(directory, "%s-%s" % (prefix, stamp))
-    json_path, md_path = base + ".json", base + ".md"
-    with open(json_path, "w") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
-        f.write("\n")
-    with open(md_path, "w") as f:
-        f.write(render_markdown(report))
-    return json_path, md_path
+    paths = {"json_path": base + ".json", "md_path": base + ".md", "junit_path": base + ".junit.xml",
+             "metrics_path": os.path.join(directory, "%s.prom" % prefix)}
+    _atomic_write(paths["json_path"], json.dumps(report, indent=2, sort_keys=True) + "\n")
+    for key in ("md_path", "junit_path", "metrics_path"):
+        if key in contents:
+            _atomic_write(paths[key], contents[key])
+    return dict((k, v) for k, v in paths.items() if k == "json_path" or k in contents)

@@ -18,7 +18,10 @@ description:
     hosts included, when the audit task used C(ignore_unreachable)), with the inventory's C(ringrift_*)
     facts, and aggregates them per provider, per root cause and for the voter quorum.
   - Writes C(fleet-audit-<UTC timestamp>.json) and C(.md) (or C(dry-run-...) for O(kind=dry_run)) under
-    O(report_dir) on the controller. The JSON schema is documented in C(docs/report-schema.md).
+    O(report_dir) on the controller, and with O(extra_formats) JUnit XML and Prometheus metrics next to them.
+    The JSON schema and both extra formats are documented in C(docs/report-schema.md).
+  - Every value in the Markdown is escaped for where it lands (table cell, code span, code block, text; HTML
+    escaped), and every argument of a recommended command is shell-quoted.
   - Runs on the controller only (action plugin); run it once per play (C(run_once)).
   - It writes the report in check mode too, because the report is the point of a dry run and it changes nothing
     on the managed nodes. It always returns C(changed=false).
@@ -35,11 +38,14 @@ options:
     description:
       - The C(p2p_voters) list. Defaults to the inventory's C(ringrift_p2p_voters), else the members of
         group C(p2p_voters).
+      - Every entry must be a host name (string); a name listed twice counts once, with a warning.
     type: list
     elements: str
   quorum_size:
     description:
-      - Voters that must be alive for leader election. Defaults to a strict majority of O(voters).
+      - Voters that must be alive for leader election (C(ringrift_quorum_size) in C(audit.yml)). Defaults to a
+        strict majority of the distinct O(voters).
+      - Must be an integer from that majority up to the number of distinct voters; anything else fails the task.
     type: int
   report_dir:
     description: Directory on the controller for the report files, created when missing.
@@ -54,9 +60,25 @@ options:
     description: Where the inventory came from, printed in the report header.
     type: str
   playbook:
-    description: Playbook path used in the recommended commands.
+    description:
+      - Playbook used in the recommended repair commands. The default, the collection's playbook by its
+        fully qualified name, works from this repository's checkout and from an installed collection alike.
     type: str
-    default: playbooks/site.yml
+    default: ringrift.cluster.site
+  extra_formats:
+    description:
+      - Also write V(junit) (C(<prefix>-<UTC timestamp>.junit.xml), one test case per node) and/or V(prometheus)
+        (C(<prefix>.prom), text exposition format for node_exporter's textfile collector, replaced on each run).
+    type: list
+    elements: str
+    choices: [junit, prometheus]
+    default: []
+  min_healthy_share:
+    description:
+      - Floor for the share of nodes whose daemon is alive, from V(0) (off) to V(1). RV(healthy_share_ok) is false
+        below it; C(audit.yml) fails on that (C(audit_min_healthy_share)).
+    type: float
+    default: 0
   write:
     description: Write the files. C(false) only returns the aggregates.
     type: bool
@@ -97,6 +119,14 @@ EXAMPLES = r"""
   delegate_to: localhost
   register: fleet_report
 
+- name: Write JUnit XML and Prometheus metrics as well, and flag a fleet below 80% healthy
+  ringrift.cluster.fleet_report:
+    extra_formats: [junit, prometheus]
+    min_healthy_share: 0.8
+  run_once: true
+  delegate_to: localhost
+  register: fleet_report
+
 - name: Gate automation on the voter quorum
   ansible.builtin.fail:
     msg: "Voter quorum lost: {{ fleet_report.quorum.healthy_voters | length }} of {{ fleet_report.quorum.required }}"
@@ -115,11 +145,26 @@ md_path:
   returned: when O(write=true)
   type: str
   sample: /home/operator/ringrift/reports/fleet-audit-20261128T120000Z.md
+junit_path:
+  description: Path of the JUnit XML report.
+  returned: when O(write=true) and O(extra_formats) has V(junit)
+  type: str
+  sample: /home/operator/ringrift/reports/fleet-audit-20261128T120000Z.junit.xml
+metrics_path:
+  description: Path of the Prometheus metrics file.
+  returned: when O(write=true) and O(extra_formats) has V(prometheus)
+  type: str
+  sample: /home/operator/ringrift/reports/fleet-audit.prom
+healthy_share_ok:
+  description: Whether the healthy share is at least O(min_healthy_share) (always true when it is 0).
+  returned: always
+  type: bool
 summary:
   description: Fleet-wide counts.
   returned: always
   type: dict
-  sample: {"total": 26, "healthy": 6, "rate": 0.231, "crashed_missing_deps": 2, "not_started": 18, "unreachable": 0}
+  sample: {"total": 26, "healthy": 6, "rate": 0.231, "crashed_missing_deps": 2, "crashed_checkout_import": 0,
+           "not_started": 18, "starting": 0, "unreachable": 0, "min_healthy_share": 0.0, "healthy_share_ok": true}
 quorum:
   description: Voter quorum.
   returned: always
@@ -127,6 +172,10 @@ quorum:
   contains:
     voters:
       description: The C(p2p_voters) list.
+      type: list
+      elements: str
+    duplicate_voters:
+      description: Names listed more than once in the voter list (each counts once).
       type: list
       elements: str
     healthy_voters:

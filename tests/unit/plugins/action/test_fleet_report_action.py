@@ -15,8 +15,10 @@ import glob
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
@@ -74,13 +76,16 @@ def play(tmp_path, tasks, name="play.yml"):
 
 
 def ansible_playbook(tmp_path, inventory, playbook, *extra, **env_extra):
+    """Run ansible-playbook from the repository root; stderr merged into stdout unless split_stderr=True."""
+    split = env_extra.pop("split_stderr", False)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
     env.setdefault("RINGRIFT_REPORT_DIR", str(tmp_path / "dry-run-reports"))
     env.update(env_extra)
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook] + list(extra)
-    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if split else subprocess.STDOUT, check=False,
                           universal_newlines=True, timeout=300)
 
 
@@ -128,7 +133,7 @@ def audit_run(tmp_path_factory):
 
 def test_action_report_header(audit_run):
     r = audit_run["report"]
-    assert (r["schema_version"], r["kind"], r["inventory_source"]) == (1, "audit", "hosts.yml")
+    assert (r["schema_version"], r["kind"], r["inventory_source"]) == (2, "audit", "hosts.yml")
     assert "dry_run" not in r
     json_path = only(str(audit_run["reports"] / "fleet-audit-*.json"))
     stamp = r["generated_at"].replace("-", "").replace(":", "")
@@ -167,6 +172,7 @@ def test_action_summary_and_providers(audit_run):
 def test_action_quorum_from_inventory_voters(audit_run):
     assert audit_run["report"]["quorum"] == {
         "voters": VOTERS,
+        "duplicate_voters": [],
         "healthy_voters": ["vast-1"],
         "down_voters": ["nebius-1", "vast-2"],
         "not_audited": [],
@@ -183,7 +189,7 @@ def test_action_root_causes_and_recommendations(audit_run):
     assert r["root_causes"]["unreachable"]["hosts"] == ["runpod-2", "vast-2"]
     assert r["root_causes"]["busy"]["hosts"] == ["runpod-1"]
     assert [(x["fix"], x["command"]) for x in r["recommendations"]] == [
-        ("deps", "ansible-playbook playbooks/site.yml --tags deps --limit nebius-1"),
+        ("deps", "ansible-playbook ringrift.cluster.site --tags deps --limit nebius-1"),
         ("unreachable", "ansible runpod-2,vast-2 -m ansible.builtin.ping"),
     ]
 
@@ -229,7 +235,8 @@ def test_action_quorum_size_zero_fails_the_task(tmp_path):
     playbook = play(tmp_path, [SET_FAKE, report_task(reports, quorum_size=0)])
     proc = ansible_playbook(tmp_path, inventory, playbook)
     assert proc.returncode != 0
-    assert "quorum size must be at least 1" in proc.stdout
+    assert "fleet_report: quorum_size (ringrift_quorum_size) is 0, below a strict majority of the 3 p2p_voters (2)" \
+        in proc.stdout
     assert not reports.exists()
 
 
@@ -284,7 +291,7 @@ def test_callback_writes_dry_run_report_in_check_mode(tmp_path):
     assert "Dry-run report (nothing was changed): %s and %s" % (json_path, md_path) in proc.stdout
     with open(json_path) as f:
         r = json.load(f)
-    assert (r["schema_version"], r["kind"]) == (1, "dry_run")
+    assert (r["schema_version"], r["kind"]) == (2, "dry_run")
     dry = r["dry_run"]
     assert dry["playbook"] == "tiny.yml"
     assert dry["would_change_tasks"] == 2
@@ -332,3 +339,122 @@ def test_callback_writes_nothing_without_check(tmp_path):
     dummy, marker_dir, reports = callback_run(tmp_path)
     assert sorted(os.listdir(str(marker_dir))) == ["marker-nebius-1.txt", "marker-vast-1.txt"]
     assert glob.glob(str(reports / "dry-run-*")) == []
+
+
+# --------------------------------------------------------------------------- stdout stays the stdout callback's
+
+@pytest.mark.parametrize("check", [False, True])
+def test_json_stdout_callback_output_is_one_json_document(tmp_path, check):
+    """Regression: profile_tasks (ansible.cfg) and the dry-run callback printed around the JSON on stdout."""
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    inventory = write_inventory(tmp_path / "hosts.yml", {"vast-1": host("vast", True)})
+    playbook = play(tmp_path, [COPY_TASK], name="tiny.yml")
+    reports = tmp_path / "reports"
+    proc = ansible_playbook(tmp_path, inventory, playbook, "-e", "marker_dir=%s" % marker_dir,
+                            *(["--check"] if check else []), RINGRIFT_REPORT_DIR=str(reports),
+                            ANSIBLE_STDOUT_CALLBACK="json", split_stderr=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stats"]["vast-1"]["changed"] == 1
+    if check:
+        # The report was written and said so, on stderr.
+        json_path = only(str(reports / "dry-run-*.json"))
+        assert "Dry-run report (nothing was changed): %s" % json_path in proc.stderr
+    else:
+        assert not reports.exists()
+
+
+# --------------------------------------------------------------------------- extra formats, floor, voter checks
+
+def test_action_junit_metrics_floor_and_duplicate_voters(tmp_path):
+    inventory = write_inventory(tmp_path / "hosts.yml", HOSTS)
+    reports = tmp_path / "reports"
+    dump = tmp_path / "registered.json"
+    playbook = play(tmp_path, [
+        SET_FAKE,
+        report_task(reports, voters=VOTERS + ["vast-1"], extra_formats=["junit", "prometheus"], min_healthy_share="0.5"),
+        {"ansible.builtin.copy": {"dest": str(dump), "mode": "0644", "content": "{{ fleet_report | to_json }}"},
+         "run_once": True},
+    ])
+    proc = ansible_playbook(tmp_path, inventory, playbook)
+    assert proc.returncode == 0, proc.stdout
+    assert "fleet_report: p2p_voters lists vast-1 more than once; each voter counts once" in proc.stdout
+    with open(str(dump)) as f:
+        reg = json.load(f)
+    # 2 of 5 alive: below the 0.5 floor.
+    assert (reg["healthy_share_ok"], reg["summary"]["min_healthy_share"]) == (False, 0.5)
+    assert reg["quorum"]["voters"] == VOTERS and reg["quorum"]["duplicate_voters"] == ["vast-1"]
+    assert reg["junit_path"] == only(str(reports / "fleet-audit-*.junit.xml"))
+    assert reg["metrics_path"] == str(reports / "fleet-audit.prom")
+    with open(reg["json_path"]) as f:
+        report = json.load(f)
+    root = ET.parse(reg["junit_path"]).getroot()
+    assert [c.get("name") for c in root.iter("testcase")] == [h["name"] for h in report["hosts"]]
+    assert int(root.get("failures")) == report["summary"]["total"] - report["summary"]["healthy"] == 3
+    with open(reg["metrics_path"]) as f:
+        metrics = f.read()
+    assert "ringrift_fleet_healthy_share_floor 0.5\n" in metrics
+    assert "ringrift_fleet_healthy_share 0.4\n" in metrics
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"voters": ["vast-1", 5]}, "fleet_report: p2p_voters entry 1 must be a host name (a non-empty string), got int 5"),
+    ({"quorum_size": 4}, "fleet_report: quorum_size (ringrift_quorum_size) is 4 but p2p_voters lists 3 distinct voter(s)"),
+    ({"quorum_size": "two"}, "fleet_report: quorum_size (ringrift_quorum_size) must be an integer, got str 'two'"),
+    ({"min_healthy_share": 80}, "fleet_report: min_healthy_share (audit_min_healthy_share) must be between 0 and 1"),
+    ({"extra_formats": ["csv"]}, "fleet_report: "),
+])
+def test_action_refuses_bad_voters_sizes_and_floors(tmp_path, args, message):
+    inventory = write_inventory(tmp_path / "hosts.yml", HOSTS)
+    reports = tmp_path / "reports"
+    proc = ansible_playbook(tmp_path, inventory, play(tmp_path, [SET_FAKE, report_task(reports, **args)]))
+    assert proc.returncode != 0
+    assert message in proc.stdout
+    assert not reports.exists()
+
+
+# --------------------------------------------------------------------------- audit.yml pass-through
+
+def free_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def audit_inventory(tmp_path_factory):
+    """One local node whose daemon port nothing listens on: never_started, 0 of 1 healthy."""
+    tmp_path = tmp_path_factory.mktemp("audit-yml")
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": {"p2p_enabled": {"hosts": {"node-a": {"ringrift_provider": "local", "ringrift_p2p_port": free_port()}}}},
+    }}))
+    return str(path)
+
+
+@pytest.mark.parametrize("floor, formats, rc", [("0.5", "junit,prometheus", 2), ("0", "", 0)])
+def test_audit_playbook_by_fqcn_writes_formats_and_fails_below_the_floor(tmp_path, audit_inventory, floor, formats, rc):
+    reports = tmp_path / "reports"
+    extra = ["-e", "audit_min_healthy_share=%s" % floor, "-e", "audit_fail_on_quorum_loss=false"]
+    if formats:
+        extra += ["-e", "audit_report_formats=%s" % formats]
+    proc = ansible_playbook(tmp_path, audit_inventory, "ringrift.cluster.audit", *extra, RINGRIFT_REPORT_DIR=str(reports))
+    assert proc.returncode == rc, proc.stdout
+    report_path = only(str(reports / "fleet-audit-*.json"))
+    with open(report_path) as f:
+        report = json.load(f)
+    assert [(h["name"], h["alive"]) for h in report["hosts"]] == [("node-a", False)]
+    assert report["summary"]["min_healthy_share"] == float(floor)
+    written = sorted(os.path.basename(p) for p in glob.glob(str(reports / "*")))
+    if formats:
+        assert "Fail when the healthy share is below audit_min_healthy_share" in proc.stdout
+        assert "0 of 1 nodes healthy (0.0), below audit_min_healthy_share 0.5" in proc.stdout
+        base = os.path.basename(report_path)[:-len(".json")]
+        assert written == [base + ".json", base + ".junit.xml", base + ".md", "fleet-audit.prom"]
+    else:
+        assert len(written) == 2

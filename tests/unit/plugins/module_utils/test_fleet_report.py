@@ -15,10 +15,13 @@ __metaclass__ = type
 import json
 import os
 import re
+import shlex
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report as fr
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 GENERATED_AT = "2026-11-28T12:00:00Z"
 VOTERS = ["nebius-1", "nebius-2", "vultr-1", "vultr-2", "hetzner-1"]
@@ -96,10 +99,15 @@ NEVER_STARTED = sorted(
 NEVER_STARTED = [n for n in NEVER_STARTED if n not in HEALTHY and n not in CRASHED]
 
 
+def build(records, voters, quorum_size=None, **kw):
+    """build_report with the quorum computed as the action plugin does."""
+    return fr.build_report(records, quorum.status(records, voters, quorum_size), **kw)
+
+
 @pytest.fixture
 def report():
-    return fr.build_report(fleet_records(), VOTERS, generated_at=GENERATED_AT,
-                           inventory_source="inventory/cluster.distributed_hosts.yml")
+    return build(fleet_records(), VOTERS, generated_at=GENERATED_AT,
+                 inventory_source="inventory/cluster.distributed_hosts.yml")
 
 
 def rec(name, diagnosis, voter=False, **kw):
@@ -107,145 +115,6 @@ def rec(name, diagnosis, voter=False, **kw):
     r = fr.host_record(name, facts(name, voter=voter), audit(diagnosis, pid=100, **kw))
     assert r["diagnosis"] == diagnosis
     return r
-
-
-# --------------------------------------------------------------------------- quorum_required
-
-@pytest.mark.parametrize("voters, required", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)])
-def test_quorum_required_is_a_strict_majority(voters, required):
-    assert fr.quorum_required(voters) == required
-
-
-def test_quorum_required_without_voters_requires_none():
-    assert fr.quorum_required(0) == 0
-
-
-@pytest.mark.parametrize("explicit, required", [(4, 4), ("2", 2), (1, 1), (7, 7)])
-def test_quorum_required_explicit_size_wins(explicit, required):
-    assert fr.quorum_required(5, explicit) == required
-
-
-def test_quorum_required_empty_explicit_means_majority():
-    assert fr.quorum_required(5, "") == 3
-    assert fr.quorum_required(5, None) == 3
-
-
-@pytest.mark.parametrize("explicit", [0, -1, "0"])
-def test_quorum_required_below_one_is_refused(explicit):
-    with pytest.raises(ValueError, match="at least 1"):
-        fr.quorum_required(5, explicit)
-
-
-# --------------------------------------------------------------------------- quorum_status
-
-def test_quorum_lost_with_two_of_five_voters(report):
-    q = fr.quorum_status(fleet_records(), VOTERS)
-    assert q == report["quorum"]
-    assert q == {
-        "voters": VOTERS,
-        "healthy_voters": ["nebius-1", "vultr-1"],
-        "down_voters": ["nebius-2", "vultr-2", "hetzner-1"],
-        "not_audited": [],
-        "required": 3,
-        "ok": False,
-        "at_risk": True,
-        "margin": -1,
-    }
-
-
-def test_quorum_busy_voter_counts_as_alive():
-    records = [rec("a", "healthy", True), rec("b", "busy", True), rec("c", "healthy", True),
-               rec("d", "crashed", True), rec("e", "never_started", True)]
-    q = fr.quorum_status(records, ["a", "b", "c", "d", "e"])
-    assert q["healthy_voters"] == ["a", "b", "c"]
-    assert q["down_voters"] == ["d", "e"]
-    assert (q["ok"], q["margin"], q["at_risk"]) == (True, 0, True)
-
-
-def test_quorum_all_alive_is_not_at_risk():
-    names = ["a", "b", "c", "d", "e"]
-    q = fr.quorum_status([rec(n, "healthy", True) for n in names], names)
-    assert (q["ok"], q["margin"], q["at_risk"], q["required"]) == (True, 2, False, 3)
-    assert q["down_voters"] == []
-
-
-def test_quorum_unreachable_and_unaudited_voters_are_down():
-    records = [
-        rec("a", "healthy", True),
-        rec("b", "healthy", True),
-        fr.host_record("c", facts("c", voter=True), {"unreachable": True, "msg": "ssh: connect to host c port 22: timed out"}),
-    ]
-    q = fr.quorum_status(records, ["a", "b", "c", "d"])
-    assert q["healthy_voters"] == ["a", "b"]
-    assert q["down_voters"] == ["c", "d"]
-    assert q["not_audited"] == ["d"]
-    assert (q["required"], q["ok"], q["margin"]) == (3, False, -1)
-
-
-def test_quorum_explicit_size():
-    records = [rec("a", "healthy", True), rec("b", "healthy", True), rec("c", "crashed", True)]
-    q = fr.quorum_status(records, ["a", "b", "c", "d", "e"], explicit=2)
-    assert (q["required"], q["ok"], q["margin"], q["at_risk"]) == (2, True, 0, True)
-    q = fr.quorum_status(records, ["a", "b", "c", "d", "e"], explicit=1)
-    assert (q["required"], q["ok"], q["margin"], q["at_risk"]) == (1, True, 1, False)
-
-
-def test_quorum_explicit_size_zero_is_refused():
-    with pytest.raises(ValueError):
-        fr.quorum_status(fleet_records(), VOTERS, explicit=0)
-    with pytest.raises(ValueError):
-        fr.build_report(fleet_records(), VOTERS, quorum_size=0)
-
-
-def test_quorum_without_voters_is_not_lost():
-    q = fr.quorum_status([rec("a", "never_started")], [])
-    assert (q["required"], q["ok"], q["at_risk"], q["margin"]) == (0, True, False, 0)
-    # An explicit size without voters cannot be met.
-    q = fr.quorum_status([rec("a", "healthy")], [], explicit=2)
-    assert (q["required"], q["ok"], q["at_risk"]) == (2, False, True)
-
-
-# --------------------------------------------------------------------------- quorum_decision
-
-FIVE = ["v1", "v2", "v3", "v4", "v5"]
-
-
-def test_decision_down_voter_is_always_allowed():
-    # Quorum is lost already (1 of 5), restarting a dead voter cannot make it worse.
-    d = fr.quorum_decision("v2", {"v1": True, "v2": False}, FIVE)
-    assert d["allowed"] is True
-    assert "down already" in d["reason"]
-    assert (d["others_alive"], d["required"]) == (1, 3)
-
-
-def test_decision_live_voter_allowed_with_a_majority_of_others():
-    alive = {"v1": True, "v2": True, "v3": True, "v4": True, "v5": False}
-    d = fr.quorum_decision("v1", alive, FIVE)
-    assert d["allowed"] is True
-    assert (d["others_alive"], d["required"]) == (3, 3)
-    assert d["reason"] == "3 other voters alive (v2, v3, v4), 3 required"
-
-
-def test_decision_live_voter_refused_when_three_of_five_alive():
-    alive = {"v1": True, "v2": True, "v3": True, "v4": False, "v5": False}
-    d = fr.quorum_decision("v1", alive, FIVE)
-    assert d["allowed"] is False
-    assert (d["others_alive"], d["required"]) == (2, 3)
-    assert "would leave 2 live voters of 5 (3 required for quorum)" in d["reason"]
-
-
-def test_decision_explicit_quorum_size():
-    alive = {"v1": True, "v2": True, "v3": True}
-    assert fr.quorum_decision("v1", alive, FIVE, explicit=2)["allowed"] is True
-    assert fr.quorum_decision("v1", alive, FIVE, explicit=3)["allowed"] is False
-    with pytest.raises(ValueError):
-        fr.quorum_decision("v1", alive, FIVE, explicit=0)
-
-
-def test_decision_non_voter_is_allowed():
-    d = fr.quorum_decision("worker-9", {"v1": True}, FIVE)
-    assert d["allowed"] is True
-    assert d["reason"] == "worker-9 is not a voter"
 
 
 # --------------------------------------------------------------------------- host_record
@@ -260,6 +129,7 @@ def test_host_record_healthy_every_field():
         "diagnosis": "healthy",
         "alive": True,
         "missing_module": None,
+        "error_kind": None,
         "last_error": None,
         "listening": True,
         "pid": 4242,
@@ -345,7 +215,7 @@ def test_recommend_deps_for_missing_modules():
     assert len(recs) == 1
     assert recs[0]["fix"] == "deps"
     assert recs[0]["hosts"] == ["vast-1", "vast-2"]
-    assert recs[0]["command"] == "ansible-playbook playbooks/site.yml --tags deps --limit vast-1,vast-2"
+    assert recs[0]["command"] == "ansible-playbook ringrift.cluster.site --tags deps --limit vast-1,vast-2"
     assert "missing Python module" in recs[0]["why"]
 
 
@@ -371,8 +241,10 @@ def test_recommend_every_fix_in_order():
     assert by_fix["converge"]["command"] == "ansible-playbook playbooks/other.yml --limit n1,n2,c1"
     assert by_fix["service"]["command"] == "ansible-playbook playbooks/other.yml --tags service,verify --limit s1"
     assert by_fix["verify"]["command"] == "ansible-playbook playbooks/other.yml --tags service,verify --limit h1"
-    assert by_fix["wrong_owner"]["command"].startswith("ssh w1 ")
-    assert by_fix["become"]["command"] == "ansible-playbook playbooks/audit.yml --become --limit o1"
+    assert by_fix["wrong_owner"]["command"] == (
+        "ansible w1 --become -m ringrift.cluster.p2p_listener"
+        " -a 'port={{ ringrift_p2p_port | default(8770) }} fail_on_mismatch=false'")
+    assert by_fix["become"]["command"] == "ansible-playbook ringrift.cluster.audit --become --limit o1"
     assert by_fix["unreachable"]["command"] == "ansible u1 -m ansible.builtin.ping"
     # Healthy and busy nodes need nothing.
     assert not any(h in r["hosts"] for r in recs for h in ("ok1", "b1"))
@@ -385,7 +257,7 @@ def test_recommend_nothing_for_a_healthy_fleet():
 # --------------------------------------------------------------------------- build_report
 
 def test_report_header(report):
-    assert report["schema_version"] == fr.SCHEMA_VERSION == 1
+    assert report["schema_version"] == fr.SCHEMA_VERSION == 2
     assert report["kind"] == "audit"
     assert report["generated_at"] == GENERATED_AT
     assert report["inventory_source"] == "inventory/cluster.distributed_hosts.yml"
@@ -429,7 +301,7 @@ def test_report_root_causes(report):
 
 
 def test_report_busy_is_a_root_cause_but_counts_healthy():
-    r = fr.build_report([rec("runpod-1", "healthy"), rec("runpod-2", "busy")], [], generated_at=GENERATED_AT)
+    r = build([rec("runpod-1", "healthy"), rec("runpod-2", "busy")], [], generated_at=GENERATED_AT)
     assert r["summary"]["healthy"] == 2
     assert r["summary"]["rate"] == 1.0
     assert r["root_causes"]["busy"]["hosts"] == ["runpod-2"]
@@ -439,9 +311,9 @@ def test_report_busy_is_a_root_cause_but_counts_healthy():
 def test_report_recommendations(report):
     recs = report["recommendations"]
     assert [r["fix"] for r in recs] == ["deps", "converge"]
-    assert recs[0]["command"] == "ansible-playbook playbooks/site.yml --tags deps --limit vast-3,vast-4"
+    assert recs[0]["command"] == "ansible-playbook ringrift.cluster.site --tags deps --limit vast-3,vast-4"
     assert recs[1]["hosts"] == NEVER_STARTED
-    assert recs[1]["command"] == "ansible-playbook playbooks/site.yml --limit " + ",".join(NEVER_STARTED)
+    assert recs[1]["command"] == "ansible-playbook ringrift.cluster.site --limit " + ",".join(NEVER_STARTED)
 
 
 def test_report_hosts_sorted_by_provider_then_name(report):
@@ -455,7 +327,7 @@ def test_report_hosts_sorted_by_provider_then_name(report):
 def test_report_unreachable_counts():
     records = fleet_records()
     records[0] = fr.host_record(records[0]["name"], facts(records[0]["name"]), {"unreachable": True, "msg": "timeout"})
-    r = fr.build_report(records, VOTERS, generated_at=GENERATED_AT)
+    r = build(records, VOTERS, generated_at=GENERATED_AT)
     assert r["summary"]["unreachable"] == 1
     assert r["root_causes"]["unreachable"]["hosts"] == [records[0]["name"]]
     assert r["recommendations"][-1]["command"] == "ansible %s -m ansible.builtin.ping" % records[0]["name"]
@@ -463,7 +335,7 @@ def test_report_unreachable_counts():
 
 def test_report_default_timestamp_and_dry_run_section():
     dry = {"playbook": "site.yml", "hosts": {}, "would_change_tasks": 0, "audited": []}
-    r = fr.build_report([], [], kind="dry_run", dry_run=dry)
+    r = build([], [], kind="dry_run", dry_run=dry)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r["generated_at"])
     assert r["dry_run"] == dry
     assert r["kind"] == "dry_run"
@@ -536,15 +408,16 @@ def test_markdown_quorum_section(report):
 
 def test_markdown_quorum_met_but_at_risk_and_not_audited():
     records = [rec("a", "healthy", True), rec("b", "busy", True), rec("c", "crashed", True)]
-    md = fr.render_markdown(fr.build_report(records, ["a", "b", "c", "d"], quorum_size=2, generated_at=GENERATED_AT))
-    assert "- Voter quorum: **met** (2 of 4 voters alive, 2 required)." in md
-    assert "2 of 4 alive, 2 required: quorum met, **one more loss breaks it**." in md
-    assert "| d | not audited |" in md
+    md = fr.render_markdown(build(records, ["a", "b", "c"], generated_at=GENERATED_AT))
+    assert "- Voter quorum: **met** (2 of 3 voters alive, 2 required)." in md
+    assert "2 of 3 alive, 2 required: quorum met, **one more loss breaks it**." in md
     assert "| b | busy (alive) |" in md
-    md = fr.render_markdown(fr.build_report(records, ["a", "b"], generated_at=GENERATED_AT))
-    assert "2 of 2 alive, 2 required: quorum met, **one more loss breaks it**." in md
-    md = fr.render_markdown(fr.build_report(records, ["a", "b"], quorum_size=1, generated_at=GENERATED_AT))
-    assert "2 of 2 alive, 1 required: quorum met." in md
+    md = fr.render_markdown(build(records, ["a", "b", "d"], generated_at=GENERATED_AT))
+    assert "| d | not audited |" in md
+    md = fr.render_markdown(build(records, ["a", "b", "c"], quorum_size=3, generated_at=GENERATED_AT))
+    assert "2 of 3 alive, 3 required: quorum **LOST**." in md
+    md = fr.render_markdown(build(records, ["a", "b", "c", "d", "e"], quorum_size=3, generated_at=GENERATED_AT))
+    assert "2 of 5 alive, 3 required: quorum **LOST**." in md
 
 
 def test_markdown_root_causes_and_commands(report):
@@ -557,8 +430,8 @@ def test_markdown_root_causes_and_commands(report):
     # Causes follow DIAGNOSES order.
     assert causes.index("**never_started**") < causes.index("**crashed**")
     commands = md.split("## Recommended commands", 1)[1]
-    assert "  ansible-playbook playbooks/site.yml --tags deps --limit vast-3,vast-4\n" in commands
-    assert "  ansible-playbook playbooks/site.yml --limit %s\n" % ",".join(NEVER_STARTED) in commands
+    assert "  ansible-playbook ringrift.cluster.site --tags deps --limit vast-3,vast-4\n" in commands
+    assert "  ansible-playbook ringrift.cluster.site --limit %s\n" % ",".join(NEVER_STARTED) in commands
     assert commands.count("  ```") == 4
 
 
@@ -568,7 +441,7 @@ def test_markdown_pipes_and_newlines_in_errors_keep_the_table_shape():
         fr.host_record("vast-2", facts("vast-2", voter=False), {"unreachable": True, "msg": "ssh | exit 255"}),
         fr.host_record("vast|3", facts("vast|3", provider="vast"), audit("healthy", pid=5)),
     ]
-    md = fr.render_markdown(fr.build_report(records, [], generated_at=GENERATED_AT))
+    md = fr.render_markdown(build(records, [], generated_at=GENERATED_AT))
     (table,) = table_rows(md, "| node | GPU |")
     assert len(table) == 5
     assert all(len(row) == len(table[0]) == 7 for row in table)
@@ -580,7 +453,7 @@ def test_markdown_pipes_and_newlines_in_errors_keep_the_table_shape():
 
 def test_markdown_healthy_fleet():
     records = [rec("a", "healthy", True), rec("b", "healthy", True), rec("c", "healthy", True)]
-    md = fr.render_markdown(fr.build_report(records, ["a", "b", "c"], generated_at=GENERATED_AT))
+    md = fr.render_markdown(build(records, ["a", "b", "c"], generated_at=GENERATED_AT))
     assert "- **3 of 3** P2P nodes healthy (100%)." in md
     assert "None: every node is healthy." in md
     assert "Nothing to fix." in md
@@ -588,21 +461,21 @@ def test_markdown_healthy_fleet():
 
 
 def test_markdown_no_voters_declared():
-    md = fr.render_markdown(fr.build_report([rec("a", "healthy")], [], generated_at=GENERATED_AT))
+    md = fr.render_markdown(build([rec("a", "healthy")], [], generated_at=GENERATED_AT))
     assert "- Voter quorum: no voters declared (`p2p_voters` is empty)." in md
     assert "LOST" not in md
 
 
 def test_markdown_alive_without_pid_is_running():
     r = fr.host_record("a", {}, {"diagnosis": "busy", "listening": True})
-    md = fr.render_markdown(fr.build_report([r], [], generated_at=GENERATED_AT))
+    md = fr.render_markdown(build([r], [], generated_at=GENERATED_AT))
     (table,) = table_rows(md, "| node | GPU |")
     assert table[2][2:4] == ["yes", "listening"]
 
 
 def test_markdown_failed_module_is_unknown_not_free():
     r = fr.host_record("a", {}, {"failed": True, "msg": "no python"})
-    md = fr.render_markdown(fr.build_report([r], [], generated_at=GENERATED_AT))
+    md = fr.render_markdown(build([r], [], generated_at=GENERATED_AT))
     (table,) = table_rows(md, "| node | GPU |")
     assert table[2][2:] == ["?", "?", "no python", "?", "**unreachable**"]
 
@@ -615,7 +488,7 @@ def test_markdown_dry_run():
                       "why": "details hidden (no_log)"}],
     }}
     records = [rec("vast-1", "crashed", True, missing_module="psutil")]
-    report = fr.build_report(records, ["vast-1"], kind="dry_run", dry_run=dry, generated_at=GENERATED_AT)
+    report = build(records, ["vast-1"], kind="dry_run", dry_run=dry, generated_at=GENERATED_AT)
     md = fr.render_markdown(report)
     assert md.startswith("# Fleet dry-run report\n")
     assert "## Would change (check mode: nothing was changed)" in md
@@ -630,8 +503,8 @@ def test_markdown_dry_run():
 
 
 def test_markdown_dry_run_without_changes_or_audits():
-    report = fr.build_report([], ["a", "b", "c"], kind="dry_run", generated_at=GENERATED_AT,
-                             dry_run={"playbook": "x.yml", "hosts": {}, "would_change_tasks": 0, "audited": []})
+    report = build([], ["a", "b", "c"], kind="dry_run", generated_at=GENERATED_AT,
+                   dry_run={"playbook": "x.yml", "hosts": {}, "would_change_tasks": 0, "audited": []})
     md = fr.render_markdown(report)
     assert "No task would change anything." in md
     assert "No node was audited in this run" in md
@@ -644,7 +517,9 @@ def test_markdown_dry_run_without_changes_or_audits():
 
 def test_write_report_files_and_round_trip(report, tmp_path):
     target = tmp_path / "nested" / "reports"
-    json_path, md_path = fr.write_report(report, str(target))
+    paths = fr.write_report(report, str(target))
+    assert sorted(paths) == ["json_path", "md_path"]
+    json_path, md_path = paths["json_path"], paths["md_path"]
     assert json_path == os.path.join(str(target), "fleet-audit-20261128T120000Z.json")
     assert md_path == os.path.join(str(target), "fleet-audit-20261128T120000Z.md")
     with open(json_path) as f:
@@ -655,12 +530,392 @@ def test_write_report_files_and_round_trip(report, tmp_path):
 
 
 def test_write_report_dry_run_and_custom_prefix(tmp_path):
-    report = fr.build_report([rec("a", "healthy")], [], kind="dry_run", generated_at="2026-01-02T03:04:05Z",
-                             dry_run={"playbook": "site.yml", "hosts": {}, "would_change_tasks": 0, "audited": ["a"]})
-    json_path, md_path = fr.write_report(report, str(tmp_path))
+    report = build([rec("a", "healthy")], [], kind="dry_run", generated_at="2026-01-02T03:04:05Z",
+                   dry_run={"playbook": "site.yml", "hosts": {}, "would_change_tasks": 0, "audited": ["a"]})
+    paths = fr.write_report(report, str(tmp_path))
+    json_path, md_path = paths["json_path"], paths["md_path"]
     assert os.path.basename(json_path) == "dry-run-20260102T030405Z.json"
     assert os.path.basename(md_path) == "dry-run-20260102T030405Z.md"
     with open(json_path) as f:
         assert json.load(f)["dry_run"]["audited"] == ["a"]
-    json_path, dummy = fr.write_report(report, str(tmp_path), prefix="nightly")
+    json_path = fr.write_report(report, str(tmp_path), prefix="nightly")["json_path"]
     assert os.path.basename(json_path) == "nightly-20260102T030405Z.json"
+
+
+# --------------------------------------------------------------------------- starting (issue 11)
+
+def test_diagnoses_know_starting_once_before_unreachable():
+    assert fr.DIAGNOSES.count("starting") == 1
+    assert fr.DIAGNOSES[-1] == "unreachable"
+    assert "starting" not in fr.ALIVE
+
+
+def test_starting_is_counted_apart_and_only_re_audited():
+    """Regression: `starting` had no count, no text and no place in the report's order."""
+    records = [rec("vast-1", "starting"), rec("vast-2", "healthy"), rec("vast-3", "never_started")]
+    r = build(records, [], generated_at=GENERATED_AT)
+    s = r["summary"]
+    assert (s["starting"], s["healthy"], s["not_started"], s["total"]) == (1, 1, 1, 3)
+    assert s["by_diagnosis"]["starting"] == 1
+    assert list(s["by_diagnosis"]) == list(fr.DIAGNOSES)
+    assert r["root_causes"]["starting"]["description"].startswith("Daemon is starting")
+    by_fix = dict((x["fix"], x) for x in r["recommendations"])
+    assert sorted(by_fix) == ["converge", "wait"]
+    assert by_fix["wait"]["hosts"] == ["vast-1"]
+    # Waiting means auditing again: never a repair of the starting node.
+    assert by_fix["wait"]["command"] == "ansible-playbook ringrift.cluster.audit --limit vast-1"
+    assert "vast-1" not in by_fix["converge"]["hosts"]
+    md = fr.render_markdown(r)
+    assert "- 1 starting (within their start grace period, not listening yet): wait and audit again; not a fault." in md
+    (table,) = table_rows(md, "| node | GPU |")
+    row = dict((x[0], x) for x in table[2:])["vast-1"]
+    assert (row[2], row[3], row[-1]) == ("starting", "free", "starting (wait)")
+
+
+def test_an_unknown_future_diagnosis_still_shows():
+    r = build([fr.host_record("a", {}, {"diagnosis": "hibernating"})], [], generated_at=GENERATED_AT)
+    assert r["summary"]["by_diagnosis"]["hibernating"] == 1
+    assert "- **hibernating** (1): hibernating. Nodes: a." in fr.render_markdown(r)
+
+
+# --------------------------------------------------------------------------- checkout_import (issue 11)
+
+def checkout_crash(name, module="scripts"):
+    result = audit("crashed", missing_module=module, last_error="ModuleNotFoundError: No module named '%s'" % module)
+    result["error_kind"] = "checkout_import"
+    return fr.host_record(name, facts(name), result)
+
+
+def test_host_record_keeps_the_error_kind():
+    assert checkout_crash("vast-5")["error_kind"] == "checkout_import"
+    assert rec("vast-6", "crashed", missing_module="psutil")["error_kind"] is None
+
+
+def test_checkout_import_recommends_the_service_stage_never_deps():
+    """Regression: a missing `scripts` (the daemon's own checkout) was sent to --tags deps."""
+    records = [checkout_crash("vast-5"), checkout_crash("vast-7", "app"), rec("vast-6", "crashed", missing_module="psutil")]
+    r = build(records, [], generated_at=GENERATED_AT)
+    by_fix = dict((x["fix"], x) for x in r["recommendations"])
+    assert [x["fix"] for x in r["recommendations"]] == ["deps", "checkout"]
+    assert by_fix["deps"]["hosts"] == ["vast-6"]
+    assert by_fix["checkout"]["hosts"] == ["vast-5", "vast-7"]
+    assert by_fix["checkout"]["command"] == "ansible-playbook ringrift.cluster.site --tags service,verify --limit vast-5,vast-7"
+    assert "PYTHONPATH" in by_fix["checkout"]["why"] and "checkout" in by_fix["checkout"]["why"]
+    assert (r["summary"]["crashed_missing_deps"], r["summary"]["crashed_checkout_import"]) == (1, 2)
+    cause = r["root_causes"]["crashed"]
+    assert cause["missing_modules"] == {"psutil": ["vast-6"]}
+    assert cause["checkout_imports"] == {"app": ["vast-7"], "scripts": ["vast-5"]}
+    md = fr.render_markdown(r)
+    assert ("  - `ModuleNotFoundError: No module named 'scripts'` on vast-5: `scripts` is part of the daemon's own "
+            "checkout, so the daemon runs with the wrong working directory or PYTHONPATH (not a missing dependency)") in md
+    assert "- 2 crashed importing their own checkout (working directory or PYTHONPATH wrong" in md
+    assert "crashed (checkout module `scripts` not importable: PYTHONPATH)" in md
+
+
+def test_checkout_import_alone_never_recommends_deps():
+    r = build([checkout_crash("vast-5")], [], generated_at=GENERATED_AT)
+    assert [x["fix"] for x in r["recommendations"]] == ["checkout"]
+    assert all("deps" not in x["command"] for x in r["recommendations"])
+
+
+# --------------------------------------------------------------------------- commands: collection playbooks, quoting
+
+def test_commands_name_the_collection_playbooks():
+    recs = fr.recommend([rec("a", "never_started"), rec("b", "owner_unknown")])
+    assert [x["command"] for x in recs] == ["ansible-playbook ringrift.cluster.site --limit a",
+                                            "ansible-playbook ringrift.cluster.audit --become --limit b"]
+
+
+HOSTILE_NAMES = ["vast-1;rm -rf ~", "$(id)", "a b", "`uname`", "it's", "x\ny"]
+
+
+def test_commands_shell_quote_every_value():
+    """Regression: host names went into the commands unquoted (`; rm -rf ~` ran as a second command)."""
+    records = [rec(n, "never_started") for n in HOSTILE_NAMES] + [rec(n, "unreachable") for n in HOSTILE_NAMES[:2]]
+    recs = dict((x["fix"], x) for x in fr.recommend(records, playbook="my playbooks/site.yml"))
+    assert shlex.split(recs["converge"]["command"]) == [
+        "ansible-playbook", "my playbooks/site.yml", "--limit", ",".join(HOSTILE_NAMES)]
+    assert shlex.split(recs["unreachable"]["command"]) == [
+        "ansible", "vast-1;rm -rf ~,$(id)", "-m", "ansible.builtin.ping"]
+
+
+# --------------------------------------------------------------------------- Markdown escaping
+
+def parse_markdown(md):
+    # markdown-it-py (pinned in requirements-dev.lock): CommonMark plus GFM tables and strike-through.
+    from markdown_it import MarkdownIt
+    parser = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    return parser.parse(md), parser.render(md)
+
+
+def hostile_report():
+    evil = "<img src=x onerror=alert(1)>"
+    records = [
+        fr.host_record("vast-1\n```\n# pwned", facts("vast-1", provider="vast"), audit(
+            "crashed", last_error="Traceback\n```\n<script>alert(1)</script>\n## Injected | col *x* _y_ [l](http://e.example)")),
+        fr.host_record(evil, facts("v2", provider="vast"), audit("never_started", manager="none")),
+        fr.host_record("run`pod`-1", facts("r1", provider="**prov** <b>"), audit(
+            "crashed", missing_module="ps`util|x", last_error="ModuleNotFoundError: \x1b[31m<b>bold</b> &amp;")),
+    ]
+    dry = {"playbook": "site.yml", "would_change_tasks": 1, "audited": [], "hosts": {
+        "vast-1\n| x | y |": [{"stage": "p2p_service", "task": "<i>task</i>\n```", "action": "copy",
+                              "why": "before ~~strike~~ $x$ \\| after"}]}}
+    return build(records, [evil, "vast-1\n```\n# pwned"], kind="dry_run", dry_run=dry, generated_at=GENERATED_AT,
+                 inventory_source="inv`entory` <x>.yml")
+
+
+def test_markdown_hostile_values_stay_inside_their_cells_and_spans():
+    """Regression: a newline or code fence in a name or log line broke the document and HTML passed through."""
+    report = hostile_report()
+    md = fr.render_markdown(report)
+    tokens, html = parse_markdown(md)
+    # No value became markup: no raw HTML, no extra heading, emphasis, link or strike-through from a value.
+    for forbidden in ("<script", "<img", "<b>", "<i>", "<a ", "<del>", "<em>", "<h1>pwned", "Injected</h2>"):
+        assert forbidden not in html
+    headings = ["".join(c.content for c in tokens[i + 1].children) for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == ["Fleet dry-run report", "Executive summary", "Would change (check mode: nothing was changed)",
+                        "**prov** <b>: 0 of 1 healthy (0%)", "vast: 0 of 2 healthy (0%)", "Voter quorum",
+                        "Root causes", "Recommended commands"]
+    # Every table kept its shape: the header's cell count in every row.
+    rows, current = [], None
+    for t in tokens:
+        if t.type == "table_open":
+            current = []
+            rows.append(current)
+        elif t.type == "tr_open":
+            current.append(0)
+        elif t.type in ("th_open", "td_open"):
+            current[-1] += 1
+    assert [len(table) for table in rows] == [2, 2, 3, 3]   # dry run, two providers (1 and 2 nodes), 2 voters
+    assert all(len(set(table)) == 1 for table in rows)
+    # Values show literally.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "\\x1b[31m&lt;b&gt;bold&lt;/b&gt; &amp;amp;" in html
+    assert "<code>ps`util|x</code>" in html
+    assert "<code>inv`entory` &lt;x&gt;.yml</code>" in html
+
+
+def test_markdown_commands_in_fences_are_exact():
+    report = hostile_report()
+    tokens, dummy = parse_markdown(fr.render_markdown(report))
+    fences = [t.content.rstrip("\n") for t in tokens if t.type == "fence"]
+    assert fences == [x["command"] for x in report["recommendations"]]
+    assert len(fences) == 2
+    # A name holding a code fence cannot close the block around its command.
+    assert any("```" in f for f in fences)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("plain never_started p2p_service", "plain never_started p2p_service"),
+    ("_x_ *y* `z` [a](b) ~~s~~ $m$ a|b \\", "\\_x\\_ \\*y\\* \\`z\\` \\[a\\](b) \\~\\~s\\~\\~ \\$m\\$ a\\|b \\\\"),
+    ("<b>&</b>", "&lt;b&gt;&amp;&lt;/b&gt;"),
+    ("one\ntwo\r\nthree\tfour\u2028five", "one two three four five"),
+    ("bell\x07 esc\x1b", "bell\\\\x07 esc\\\\x1b"),
+    (42, "42"),
+])
+def test_md_text(value, expected):
+    assert fr.md_text(value) == expected
+
+
+@pytest.mark.parametrize("value, in_table, expected", [
+    ("psutil", False, "`psutil`"),
+    ("a`b", False, "``a`b``"),
+    ("`edge", False, "`` `edge ``"),
+    ("a|b", True, "`a\\|b`"),
+    ("x\ny", False, "`x y`"),
+])
+def test_md_code(value, in_table, expected):
+    assert fr.md_code(value, in_table=in_table) == expected
+
+
+def test_md_fenced_fence_outlasts_the_content():
+    assert fr.md_fenced("a\n````\nb", "  ") == ["  `````", "  a", "  ````", "  b", "  `````"]
+    assert fr.md_fenced("ls") == ["```", "ls", "```"]
+
+
+# --------------------------------------------------------------------------- healthy share floor (issue 14)
+
+@pytest.mark.parametrize("floor, ok", [(0, True), (0.2, True), (0.23, True), (0.231, False), (0.5, False), (1, False)])
+def test_healthy_share_floor(report, floor, ok):
+    # 6 of 26 = 0.2307...: compared unrounded.
+    r = build(fleet_records(), VOTERS, generated_at=GENERATED_AT, min_healthy_share=floor)
+    assert (r["summary"]["min_healthy_share"], r["summary"]["healthy_share_ok"]) == (float(floor), ok)
+    assert ("Healthy share floor" in fr.render_markdown(r)) is bool(floor)
+
+
+def test_healthy_share_floor_default_is_off(report):
+    assert (report["summary"]["min_healthy_share"], report["summary"]["healthy_share_ok"]) == (0.0, True)
+
+
+@pytest.mark.parametrize("value, expected", [(None, 0.0), ("", 0.0), ("0.8", 0.8), (1, 1.0), (0, 0.0)])
+def test_healthy_share_floor_values(value, expected):
+    assert fr.healthy_share_floor(value) == expected
+
+
+@pytest.mark.parametrize("value, match", [
+    (80, "min_healthy_share must be between 0 and 1 \\(a share: 0.8 means 80%\\), got 80"),
+    (-0.1, "between 0 and 1"),
+    ("most", "min_healthy_share must be a number between 0 and 1, got str 'most'"),
+    (True, "got bool True"),
+    ([1], "got list"),
+])
+def test_healthy_share_floor_refuses(value, match):
+    with pytest.raises(ValueError, match=match):
+        fr.healthy_share_floor(value)
+
+
+# --------------------------------------------------------------------------- JUnit XML (issue 14)
+
+def junit_of(report):
+    root = ET.fromstring(fr.render_junit(report).encode("utf-8"))
+    assert root.tag == "testsuites"
+    return root
+
+
+def test_junit_one_case_per_node_matching_the_json(report):
+    root = junit_of(report)
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == [h["name"] for h in report["hosts"]]
+    s = report["summary"]
+    failures = root.findall("./testsuite/testcase/failure")
+    assert int(root.get("tests")) == s["total"] == 26
+    assert int(root.get("failures")) == len(failures) == s["total"] - s["healthy"] - s["starting"] == 20
+    assert int(root.get("skipped")) == 0
+    for suite in root.findall("testsuite"):
+        p = report["providers"][suite.get("name")]
+        assert [c.get("name") for c in suite.findall("testcase")] == p["hosts"]
+        assert int(suite.get("tests")) == p["total"]
+        assert int(suite.get("failures")) == p["total"] - p["healthy"]
+        assert suite.get("timestamp") == "2026-11-28T12:00:00"
+    by_name = dict((c.get("name"), c) for c in cases)
+    crashed = by_name["vast-3"].find("failure")
+    assert crashed.get("type") == "crashed"
+    assert crashed.get("message") == "crashed: ModuleNotFoundError: No module named 'psutil'"
+    assert "fix: ansible-playbook ringrift.cluster.site --tags deps --limit vast-3,vast-4" in crashed.text
+    never = by_name["hetzner-1"].find("failure")
+    assert never.get("message") == "never_started: Daemon never started (no unit, no log)"
+    assert list(by_name["nebius-1"]) == []
+
+
+def test_junit_starting_is_skipped_and_hostile_text_parses():
+    records = [rec("a", "starting"), rec("b", "busy"),
+               rec("c\x00<\"&", "crashed", last_error="boom \x1b[31m\x00 ]]> </failure> \ud800")]
+    r = build(records, [], generated_at=GENERATED_AT)
+    root = junit_of(r)
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("3", "1", "1")
+    by_name = dict((c.get("name"), c) for c in root.iter("testcase"))
+    assert by_name["a"].find("skipped").get("message").startswith("starting: Daemon is starting")
+    assert list(by_name["b"]) == []
+    bad = by_name["c\\x00<\"&"].find("failure")
+    assert bad.get("message") == "crashed: boom \\x1b[31m\\x00 ]]> </failure> \\ud800"
+
+
+# --------------------------------------------------------------------------- Prometheus text format (issue 14)
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def parse_prometheus(text):
+    """A strict reader of the text exposition format (0.0.4): returns {name: {"help", "type", "samples"}}.
+
+    Fails on: a missing final newline, a sample before its HELP and TYPE, a family that is
+    split or repeated, a bad metric or label name, a bad escape, a duplicate series, a value
+    that is not a float, a timestamp (the textfile collector refuses them).
+    """
+    assert text.endswith("\n")
+    families, current = {}, None
+    for line in text[:-1].split("\n"):
+        assert line == line.strip() and line
+        if line.startswith("# HELP "):
+            name, dummy, help_text = line[7:].partition(" ")
+            assert _METRIC_NAME.match(name) and name not in families
+            assert "\n" not in help_text and not re.search(r"\\[^\\n]", help_text)
+            current = families[name] = {"help": help_text, "type": None, "samples": {}}
+            continue
+        if line.startswith("# TYPE "):
+            name, dummy, kind = line[7:].partition(" ")
+            assert current is families.get(name) and current["type"] is None and not current["samples"]
+            assert kind in ("counter", "gauge", "histogram", "summary", "untyped")
+            current["type"] = kind
+            continue
+        assert not line.startswith("#")
+        match = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)\Z", line)
+        assert match, line
+        name, label_text, value = match.groups()
+        assert current is not None and name in families and families[name] is current and current["type"] == "gauge"
+        labels = []
+        rest = (label_text or "{}")[1:-1]
+        while rest:
+            m = re.match(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|\Z)', rest)
+            assert m, rest
+            raw = m.group(2)
+            unescaped = re.sub(r'\\([\\"n])', lambda e: "\n" if e.group(1) == "n" else e.group(1), raw)
+            labels.append((m.group(1), unescaped))
+            rest = rest[m.end():]
+        key = tuple(sorted(labels))
+        assert key not in current["samples"]
+        current["samples"][key] = float(value)
+    assert all(f["type"] and f["samples"] for f in families.values())
+    return families
+
+
+def test_prometheus_metrics_match_the_json(report):
+    families = parse_prometheus(fr.render_prometheus(report))
+    s, q = report["summary"], report["quorum"]
+
+    def by(name, label):
+        return dict((dict(k)[label], v) for k, v in families[name]["samples"].items())
+
+    assert by("ringrift_fleet_healthy_nodes", "provider") == dict((p, v["healthy"]) for p, v in report["providers"].items())
+    assert by("ringrift_fleet_nodes", "provider") == dict((p, v["total"]) for p, v in report["providers"].items())
+    assert by("ringrift_fleet_diagnosis_nodes", "diagnosis") == s["by_diagnosis"]
+    single = dict((n, f["samples"][()]) for n, f in families.items() if () in f["samples"])
+    assert single == {
+        "ringrift_fleet_report_timestamp_seconds": 1795867200.0,   # 2026-11-28T12:00:00Z
+        "ringrift_fleet_healthy_share": s["rate"],
+        "ringrift_fleet_healthy_share_floor": 0.0,
+        "ringrift_fleet_voters": len(q["voters"]),
+        "ringrift_fleet_voters_alive": len(q["healthy_voters"]),
+        "ringrift_fleet_quorum_required": q["required"],
+        "ringrift_fleet_quorum_ok": 0.0,
+    }
+    assert all(f["help"] for f in families.values())
+
+
+def test_prometheus_label_values_are_escaped():
+    name = 'evil"} 1\nfake_metric 2 \\'
+    r = build([fr.host_record("a", {"ringrift_provider": name}, audit("healthy", pid=1))], ["a"], generated_at=GENERATED_AT)
+    text = fr.render_prometheus(r)
+    families = parse_prometheus(text)
+    assert "fake_metric" not in families
+    assert dict(list(families["ringrift_fleet_nodes"]["samples"])[0])["provider"] == name
+    assert families["ringrift_fleet_quorum_ok"]["samples"][()] == 1.0
+
+
+# --------------------------------------------------------------------------- write_report: extra formats
+
+def test_write_report_extra_formats(report, tmp_path):
+    paths = fr.write_report(report, str(tmp_path), extra_formats=["junit", "prometheus"])
+    assert paths == {
+        "json_path": str(tmp_path / "fleet-audit-20261128T120000Z.json"),
+        "md_path": str(tmp_path / "fleet-audit-20261128T120000Z.md"),
+        "junit_path": str(tmp_path / "fleet-audit-20261128T120000Z.junit.xml"),
+        # One stable name: the textfile collector reads every *.prom in its directory.
+        "metrics_path": str(tmp_path / "fleet-audit.prom"),
+    }
+    with open(paths["junit_path"]) as f:
+        assert f.read() == fr.render_junit(report)
+    later = dict(report, generated_at="2026-11-28T13:00:00Z")
+    fr.write_report(later, str(tmp_path), extra_formats=["prometheus"])
+    with open(paths["metrics_path"]) as f:
+        assert f.read() == fr.render_prometheus(later)
+    assert sorted(n for n in os.listdir(str(tmp_path)) if n.endswith(".prom")) == ["fleet-audit.prom"]
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".")]
+
+
+def test_write_report_unknown_format_writes_nothing(report, tmp_path):
+    with pytest.raises(ValueError, match="unknown report format"):
+        fr.write_report(report, str(tmp_path / "r"), extra_formats=["csv"])
+    assert not (tmp_path / "r").exists()

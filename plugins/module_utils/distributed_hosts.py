@@ -646,7 +646,7 @@ class _Builder(object):
             value = entry.get(field)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            if isinstance(value, bool) or not isinstance(value, int) or not is_valid('port', str(value)):
                 self.problem(name, field, 'must be an integer port in 1..65535, found %s' % _type_name(value))
                 bad.add(field)
         vram = entry.get('gpu_vram_gb')

@@ -25,6 +25,12 @@ description:
     The provider is the host's own C(provider) key, else the longest matching host-name prefix of
     O(provider_prefixes) (the prefix must be followed by a non-letter or the end of the name),
     else V(local) for coordinator machines (C(role: coordinator) or a loopback C(ssh_host))."
+  - "A provider is a name of letters, digits, C(_) and C(-) starting with a letter, and its group must not be one
+    the inventory fills by other rules (V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters),
+    V(p2p_enabled), V(unknown_provider), V(all), V(ungrouped), C(role_*), C(status_*); C(-) counts as C(_)), or
+    C(provider: p2p_voters) would make a non-voter a voter. A C(provider) key breaking this is a problem naming the
+    file, host and field: an error with O(strict), otherwise a warning and the host is kept in V(unknown_provider).
+    In O(provider_prefixes) it is an error."
   - "V(containerized) (containers without systemd: the host's C(is_container) key, else whether its provider is in
     O(container_providers)) and V(vm_or_metal) for all others."
   - "V(p2p_voters): exactly the hosts of the top-level C(p2p_voters) list (a per-host C(p2p_voter) key is ignored
@@ -41,8 +47,12 @@ description:
     always exist, possibly empty, so plays targeting them never fail to match.
   - "Connection variables: C(ansible_host) (C(ssh_host)), C(ansible_port) (C(ssh_port), default 22), C(ansible_user)
     (C(ssh_user)), C(ansible_ssh_private_key_file) (C(ssh_key)). A host with C(ssh_proxy: <other host>) gets
-    C(ansible_ssh_common_args) with C(-o ProxyCommand=\"ssh -W %h:%p -p PORT -i KEY USER@HOST\") built from the
-    other host's address, port, user and key (ProxyJump cannot carry a key). Chained proxies are refused.
+    C(ansible_ssh_common_args) with C(-o ProxyCommand=\"ssh -o BatchMode=yes -W '[%h]:%p' -p PORT -i KEY USER@HOST\")
+    built from the other host's address, port, user and key (ProxyJump cannot carry a key). C([%h]:%p) also works for
+    an IPv6 target; C(BatchMode=yes) makes the jump fail instead of waiting for a password, passphrase or host-key
+    answer that Ansible never sees (so the jump's private key must load without a prompt - unencrypted or in
+    ssh-agent - and its host key must be in C(known_hosts) or accepted by your SSH configuration). Chained proxies
+    are refused.
     A host of provider V(local) whose C(ssh_host) is loopback and whose SSH port is 22 gets C(ansible_connection: local);
     a loopback address with another port is taken to be an SSH tunnel and keeps SSH."
   - "Derived variables, all prefixed C(ringrift_) (the contract in docs/architecture.md): C(ringrift_provider)
@@ -67,17 +77,39 @@ description:
     YAML dates stay strings."
   - "Hosts are filtered by C(status) (O(include_statuses), O(exclude_statuses)); by default every host except
     inactive ones (V(terminated), V(offline), V(retired), V(archived))."
+  - "Known statuses (case-insensitive): V(ready), V(offline), V(retired), V(proxy_only), V(pending_setup),
+    V(needs_setup), V(terminated), V(archived); a host without C(status) counts as active. Any other value (a typo
+    such as C(raedy), a stray space as in C(' ready')) gives a warning naming the host and the value, and the host is
+    left out as inactive - a rented machine meant to be C(terminated) may by now belong to someone else - unless
+    O(include_statuses) names that value."
   - "Bad input gives an error naming the file, the line, the host and the field: unreadable or missing file,
     YAML syntax errors, C(hosts) missing or not a mapping, a host entry that is not a mapping, a host name defined
-    twice (both lines), two equal keys in one entry, C(ssh_port)/C(p2p_port) not an integer in 1..65535, a host
-    name with characters outside C([A-Za-z0-9._-]), wrong value types for the keys read here, and a C(p2p_voters)
-    entry or C(ssh_proxy) target that is not a host. With O(strict) every host-level problem is collected and
-    reported in one error before anything is added to the inventory; without it each broken host is dropped
-    with a warning and the rest is kept. File-level problems are always errors."
+    twice (both lines), two equal keys in one entry, C(ssh_port)/C(p2p_port) not an integer in 1..65535, wrong value
+    types for the keys read here, and a C(p2p_voters) entry or C(ssh_proxy) target that is not a host."
+  - "Every value passed on is checked whole (never a prefix, never with a trailing newline), with the kinds of
+    C(plugins/module_utils/validate.py) that the C(ringrift.cluster.valid) test also uses: host names (letters,
+    digits, C(.), C(_), C(-), not starting with C(.) or C(-), at most 128 characters; also C(ssh_proxy));
+    C(ssh_host), C(public_ip), C(p2p_public_host), C(tailscale_ip) (a host name or IP address, no spaces, not
+    starting with C(-), so never an ssh option); C(ssh_user) (a login name not starting with C(-) or C(.));
+    C(ssh_key), C(ringrift_path) and the venv of C(venv_activate) (absolute or C(~/...), without spaces, quotes,
+    C(%) or C($)). An empty string still means the key is absent."
+  - "Keys are checked in the YAML text, before YAML converts them: a host name or entry key that YAML 1.1 reads as
+    something other than a string (C(010) and C(8) are both the integer 8, C(1:30) is 90, C(on) is true, C(null))
+    is a problem saying so; quote it (C('010'))."
+  - "With O(strict) every host-level problem is collected and reported in one error before anything is added to
+    the inventory; without it each broken host is dropped with a warning (a bad C(provider) keeps the host, see
+    above) and the rest is kept. File-level problems are always errors."
+  - "File-level limits: O(path) must be a regular file (or a symlink to one) of at most 16 MiB; a FIFO, device,
+    socket or directory is refused without being opened for reading, so it cannot hang the inventory. YAML aliases
+    (C(*name)) may add at most 100000 nodes once expanded, and an alias inside its own anchor is refused: a few
+    hundred bytes of nested anchors would otherwise expand to gigabytes wherever the data is walked
+    (C(ringrift_host_config), the cache, C(ansible-inventory --list))."
   - The parsed file is cached (O(cache)) under a key made of the source's path and a hash of the data file's
     path and content, so any edit of C(distributed_hosts.yaml) invalidates it; a cache hit skips YAML parsing.
     The file itself is still read to compute the hash.
-  - The data file may be encrypted with ansible-vault.
+  - The data file may be encrypted with ansible-vault. A vault-encrypted file is never cached, whatever O(cache)
+    says (the cache would hold its decrypted content in plain text); it is decrypted and parsed on every run, and
+    a cache entry that an earlier version of this plugin wrote for it is removed, with a warning.
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -112,12 +144,13 @@ options:
     description:
       - When set, it alone decides which hosts are added - exactly those whose C(status) is in this list
         (hosts without C(status) are then left out) - and O(exclude_statuses) is ignored.
+      - The only way to add hosts whose C(status) is not a known status.
     type: list
     elements: str
   exclude_statuses:
     description:
       - Hosts whose C(status) is in this list are left out (unless O(include_statuses) is set). Set to V([]) to get
-        every host.
+        every host with a known status (or none).
     type: list
     elements: str
     default: ['terminated', 'offline', 'retired', 'archived']
@@ -176,6 +209,7 @@ cache_connection: ~/.cache/ringrift-inventory
 import hashlib
 import os
 import re
+import stat
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
@@ -184,6 +218,7 @@ from ansible.plugins.inventory import BaseFileInventoryPlugin, Cacheable, Constr
 
 from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts import (
     DocumentError,
+    OptionError,
     build_model,
     format_problem,
     load_document,
@@ -194,6 +229,62 @@ _MODEL_OPTIONS = (
     'provider_prefixes', 'container_providers', 'include_statuses', 'exclude_statuses',
     'prefer_tailscale', 'nvidia_gpu_patterns', 'ssh_gateway_patterns',
 )
+# The real file is about 10 KiB; anything this large is not a fleet description.
+MAX_DATA_BYTES = 16 * 1024 * 1024
+# Part of every cache key: a document cached by an earlier version of the loader (without
+# its checks, or with decrypted vault content) is never used again.
+_DOCUMENT_FORMAT = b'distributed_hosts-document-2'
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'),
+)
+
+
+class _NotARegularFile(Exception):
+    pass
+
+
+def _kind_of_file(mode):
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return kind
+    return 'not a regular file'
+
+
+def read_regular_file(path, limit):
+    """Content of the regular file ``path`` (symlinks followed), at most ``limit`` bytes.
+
+    Never opens a FIFO or device for real: it is refused after ``stat``, and the file is
+    opened non-blocking and checked again with ``fstat`` (it may have been replaced in
+    between), so a FIFO without a writer cannot hang the inventory. Raises OSError, or
+    _NotARegularFile with the reason.
+    """
+    b_path = to_bytes(path, errors='surrogate_or_strict')
+    mode = os.stat(b_path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _NotARegularFile('it is %s, not a regular file' % _kind_of_file(mode))
+    flags = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0)
+    fd = os.open(b_path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotARegularFile('it is %s, not a regular file' % _kind_of_file(info.st_mode))
+        if info.st_size > limit:
+            raise _NotARegularFile('it is %d bytes, more than the limit of %d' % (info.st_size, limit))
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _NotARegularFile('it grew past the limit of %d bytes while being read' % limit)
+        return b''.join(chunks)
+    finally:
+        os.close(fd)
 
 
 class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
@@ -218,11 +309,16 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
                     'inventory/cluster.distributed_hosts.yml ("plugin: %s" and "path: <this file>")' % (path, self.NAME))
             raise
         data_path = self._data_path(path)
-        content = self._read_data(data_path)
+        content, vaulted = self._read_data(data_path)
 
-        digest = hashlib.sha256(to_bytes(data_path, errors='surrogate_or_strict') + b'\0' + content).hexdigest()
-        cache_key = '%s_%s' % (self.get_cache_key(path), digest[:20])
         user_cache_setting = self.get_option('cache')
+        if vaulted and user_cache_setting:
+            # The document is the decrypted content: it never goes to a cache.
+            self._forget_legacy_cache_entry(path, data_path, content)
+            self.display.vvv('%s: vault-encrypted, so not cached' % data_path)
+            user_cache_setting = False
+        digest = hashlib.sha256(_DOCUMENT_FORMAT + b'\0' + to_bytes(data_path, errors='surrogate_or_strict') + b'\0' + content).hexdigest()
+        cache_key = '%s_%s' % (self.get_cache_key(path), digest[:20])
         attempt_to_read_cache = user_cache_setting and cache
         cache_needs_update = user_cache_setting and not cache
 
@@ -242,6 +338,8 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
             model = build_model(document, options)
         except re.error as exc:
             raise AnsibleParserError('%s: invalid regular expression in the inventory source options: %s' % (path, to_native(exc)))
+        except OptionError as exc:
+            raise AnsibleParserError('%s: option %s' % (path, to_native(exc)))
         self._report(model)
         # The file itself, so p2p_daemon can deploy the very file the controller read.
         for host in model['hosts'].values():
@@ -253,9 +351,8 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
     @staticmethod
     def _is_data_file(path):
         try:
-            with open(to_bytes(path, errors='surrogate_or_strict'), 'rb') as handle:
-                head = handle.read(1 << 20)
-        except (IOError, OSError):
+            head = read_regular_file(path, MAX_DATA_BYTES)
+        except (IOError, OSError, _NotARegularFile):
             return False
         return re.search(br'^hosts:[ \t]*(#.*)?$', head, re.M) is not None and re.search(br'^plugin:', head, re.M) is None
 
@@ -269,21 +366,37 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
         return os.path.normpath(expanded)
 
     def _read_data(self, data_path):
+        """Return (content, whether it was vault-encrypted)."""
         try:
-            with open(to_bytes(data_path, errors='surrogate_or_strict'), 'rb') as handle:
-                content = handle.read()
+            content = read_regular_file(data_path, MAX_DATA_BYTES)
+        except _NotARegularFile as exc:
+            raise AnsibleParserError('%s: cannot read distributed_hosts file: %s' % (data_path, to_native(exc)))
         except (IOError, OSError) as exc:
             reason = exc.strerror or to_native(exc)
             hint = ''
             if not os.path.exists(data_path):
                 hint = ' (put the cluster\'s distributed_hosts.yaml there, see config/README.md, or point "path" at it)'
             raise AnsibleParserError('%s: cannot read distributed_hosts file: %s%s' % (data_path, reason, hint))
-        if is_encrypted(content):
-            try:
-                content = self.loader._vault.decrypt(content)  # pylint: disable=protected-access
-            except AnsibleError as exc:
-                raise AnsibleParserError('%s: cannot decrypt vault-encrypted distributed_hosts file: %s' % (data_path, to_native(exc)))
-        return content
+        if not is_encrypted(content):
+            return content, False
+        try:
+            return self.loader._vault.decrypt(content), True  # pylint: disable=protected-access
+        except AnsibleError as exc:
+            raise AnsibleParserError('%s: cannot decrypt vault-encrypted distributed_hosts file: %s' % (data_path, to_native(exc)))
+
+    def _forget_legacy_cache_entry(self, source, data_path, content):
+        """Remove the entry an earlier version cached for this vaulted file: its decrypted content."""
+        digest = hashlib.sha256(to_bytes(data_path, errors='surrogate_or_strict') + b'\0' + content).hexdigest()
+        key = '%s_%s' % (self.get_cache_key(source), digest[:20])
+        backend = getattr(self._cache, '_plugin', None)  # the cache plugin behind the adjudicator
+        try:
+            if backend is not None and backend.contains(key):
+                backend.delete(key)
+                self.display.warning('%s: removed the inventory cache entry %s, which an earlier version of this plugin wrote '
+                                     'with the decrypted content of the vault-encrypted file' % (source, key))
+        except Exception as exc:  # pylint: disable=broad-except
+            self.display.warning('%s: could not remove the inventory cache entry %s holding decrypted vault content: %s'
+                                 % (source, key, to_native(exc)))
 
     def _load(self, content, data_path):
         try:
@@ -301,7 +414,10 @@ class InventoryModule(BaseFileInventoryPlugin, Constructable, Cacheable):
                 '%s: %d problem%s in distributed_hosts file (strict: nothing was added to the inventory):\n  %s'
                 % (model['source'], len(lines), '' if len(lines) == 1 else 's', '\n  '.join(lines)))
         for problem in problems:
-            suffix = '; host dropped' if problem.get('host') is not None else '; entry ignored'
+            if problem.get('kept'):
+                suffix = '; ' + problem['kept']
+            else:
+                suffix = '; host dropped' if problem.get('host') is not None else '; entry ignored'
             self.display.warning(format_problem(problem) + suffix)
         for warning in model['warnings']:
             self.display.warning(warning)

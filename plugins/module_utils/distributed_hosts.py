@@ -7,9 +7,12 @@ Controller-side, pure logic shared by the ``ringrift.cluster.distributed_hosts``
 inventory plugin, the demo generator and report code:
 
 * :func:`load_document` turns the file's text into a *document*: the ``hosts`` and
-  ``p2p_voters`` sections plus the line numbers of every host entry and every
-  duplicated key (PyYAML silently keeps the last of two equal keys). The document is
-  plain JSON-compatible data, so it can be cached.
+  ``p2p_voters`` sections plus the line numbers of every host entry, every
+  duplicated key (PyYAML silently keeps the last of two equal keys) and every key
+  that YAML reads as something other than text (``010`` is the integer 8, ``1:30`` is
+  90, ``on`` is true); such keys are taken out of the data and reported. Aliases that
+  expand the data beyond a bound, or refer to themselves, are refused. The document
+  is plain JSON-compatible data, so it can be cached.
 * :func:`document_from_data` builds the same document from an already parsed dict.
 * :func:`build_model` turns a document plus options into the model: per host the
   variables and groups, the groups to create, the problems found and the warnings.
@@ -24,6 +27,9 @@ __metaclass__ = type
 
 import ipaddress
 import re
+
+from ansible_collections.ringrift.cluster.plugins.module_utils.validate import is_valid
+from ansible_collections.ringrift.cluster.plugins.module_utils.validate import problem as value_problem
 
 try:
     import yaml
@@ -45,6 +51,9 @@ DEFAULT_PROVIDER_PREFIXES = dict((name, name) for name in KNOWN_PROVIDERS)
 DEFAULT_CONTAINER_PROVIDERS = ('vast', 'runpod')
 
 INACTIVE_STATUSES = ('terminated', 'offline', 'retired', 'archived')
+# Every status the cluster's distributed_hosts.yaml uses. Any other value (a typo, a stray
+# space) leaves the host out as inactive, with a warning: a rented machine whose status was
+# meant to say "terminated" may by now belong to someone else.
 KNOWN_STATUSES = ('ready', 'offline', 'retired', 'proxy_only', 'pending_setup', 'needs_setup', 'terminated', 'archived')
 
 # Provider SSH gateways shared by many instances (Vast: ssh6.vast.ai, ssh6.vast.example):
@@ -59,8 +68,14 @@ GROUP_VM_OR_METAL = 'vm_or_metal'
 GROUP_P2P_VOTERS = 'p2p_voters'
 GROUP_P2P_ENABLED = 'p2p_enabled'
 FIXED_GROUPS = (GROUP_P2P_VOTERS, GROUP_P2P_ENABLED, GROUP_GPU, GROUP_CPU_ONLY, GROUP_CONTAINERIZED, GROUP_VM_OR_METAL)
+# Group names a provider must not take: its hosts would land in a group with another meaning.
+RESERVED_GROUPS = FIXED_GROUPS + ('all', 'ungrouped', UNKNOWN_PROVIDER_GROUP)
+RESERVED_GROUP_PREFIXES = ('role_', 'status_')
 
-HOST_NAME_RE = re.compile(r'^[A-Za-z0-9._-]+$')
+# Aliases (*name) may add at most this many nodes to the data once expanded. PyYAML shares
+# one object per anchor, but everything that walks the data (host variables, the cache,
+# ansible-inventory --list) expands each use: nested anchors turn 400 bytes into gigabytes.
+MAX_ALIAS_NODES = 100000
 _GROUP_UNSAFE_RE = re.compile(r'[^A-Za-z0-9_]')
 _GPU_COUNT_RE = re.compile(r'^\s*(\d+)\s*[xX\u00d7*]\s*(\S.*?)\s*$')
 _VENV_RE = re.compile(r'''^\s*(?:(?:source|\.)\s+)?(["']?)(\S.*?)/bin/activate\1\s*(?:;\s*)?$''')
@@ -83,6 +98,12 @@ _STR_FIELDS = (
     'ssh_host', 'ssh_user', 'ssh_key', 'ssh_proxy', 'ringrift_path', 'venv_activate', 'role', 'status',
     'provider', 'p2p_public_host', 'public_ip', 'tailscale_ip',
 )
+# Values passed on to connection variables, ProxyCommand, peer URLs and role defaults:
+# field -> kind of plugins/module_utils/validate.py. An empty string still means "absent".
+_FIELD_KINDS = (
+    ('ssh_host', 'host'), ('public_ip', 'host'), ('p2p_public_host', 'host'), ('tailscale_ip', 'host'),
+    ('ssh_user', 'ssh_user'), ('ssh_key', 'path'), ('ringrift_path', 'path'), ('ssh_proxy', 'node_id'),
+)
 _BOOL_FIELDS = ('p2p_enabled', 'is_container')
 _PORT_FIELDS = (('ssh_port', DEFAULT_SSH_PORT), ('p2p_port', DEFAULT_P2P_PORT))
 
@@ -91,6 +112,18 @@ _MAX_NAMES_IN_WARNING = 10
 
 class DocumentError(Exception):
     """A problem with the file as a whole: it cannot be used at all."""
+
+
+class OptionError(Exception):
+    """A problem with the options given to build_model (the inventory source's settings)."""
+
+
+def reserved_group(name):
+    """The fixed or prefixed group that a provider named ``name`` would collide with, else None."""
+    group = safe_group_name(name)
+    if group in RESERVED_GROUPS or group.startswith(RESERVED_GROUP_PREFIXES):
+        return group
+    return None
 
 
 def safe_group_name(name):
@@ -174,17 +207,24 @@ def proxy_command_args(address, port, user=None, key=None):
     """Return an ``ansible_ssh_common_args`` value that tunnels through a jump host.
 
     ProxyJump cannot carry the jump host's key, so this is
-    ``-o ProxyCommand="ssh -W %h:%p -p PORT -i KEY USER@HOST"``. Ansible splits the
-    value with shlex (the double quotes), ssh runs the command through the shell
-    (each word shell-quoted, a leading ``~/`` left for the shell) and expands
-    ``%`` tokens (a literal ``%`` in a word is doubled).
+    ``-o ProxyCommand="ssh -o BatchMode=yes -W '[%h]:%p' -p PORT -i KEY USER@HOST"``.
+    Ansible splits the value with shlex (the double quotes); ssh expands the ``%`` tokens
+    (a literal ``%`` in a word is doubled) and runs the command through ``$SHELL -c``
+    (each word shell-quoted, a leading ``~/`` left for the shell to expand).
+
+    ``[%h]:%p``: ``-W`` takes the last ``:`` as the port separator only inside brackets, so
+    a bare IPv6 target (``2001:db8::5:22``) is refused while ``[2001:db8::5]:22``,
+    ``[10.0.0.8]:22`` and ``[name]:22`` all work; single-quoted so that the shell does not
+    read the brackets as a glob. ``BatchMode=yes``: the inner ssh talks to the terminal,
+    not to Ansible, so a password, passphrase or host-key prompt would hang the run;
+    it fails instead.
     """
-    words = ['ssh', '-W', '%h:%p', '-p', str(port)]
+    words = ['ssh', '-o', 'BatchMode=yes', '-W', "'[%h]:%p'", '-p', str(port)]
     if key:
         words.extend(['-i', _shell_word(key, tilde=True)])
     target = '%s@%s' % (user, address) if user else str(address)
     words.append(_shell_word(target))
-    inner = ' '.join(words[:3]) + ' ' + ' '.join(_percent(w) for w in words[3:])
+    inner = ' '.join(words[:5]) + ' ' + ' '.join(_percent(w) for w in words[5:])
     inner = inner.replace('\\', '\\\\').replace('"', '\\"')
     return '-o ProxyCommand="%s"' % inner
 
@@ -233,10 +273,18 @@ def _loader_class():
     return _LOADER_CLASS
 
 
+_STR_TAG = 'tag:yaml.org,2002:str'
+_MERGE_TAG = 'tag:yaml.org,2002:merge'
+
+
 def _key_lines(mapping_node):
-    """Yield (key, line, value_node) for the scalar keys of a mapping node (merge keys skipped)."""
+    """Yield (key, line, value_node) for the string keys of a mapping node.
+
+    Merge keys and keys YAML reads as something else (``8``, ``on``) are skipped: those are
+    reported by _non_string_keys.
+    """
     for key_node, value_node in mapping_node.value:
-        if key_node.tag == 'tag:yaml.org,2002:merge' or not hasattr(key_node.value, 'lower'):
+        if key_node.tag != _STR_TAG or not isinstance(key_node, yaml.ScalarNode):
             continue
         yield key_node.value, key_node.start_mark.line + 1, value_node
 
@@ -248,11 +296,70 @@ def _duplicates(pairs):
     return dict((key, lines) for key, lines in seen.items() if len(lines) > 1)
 
 
+def _non_string_keys(loader, mapping_node):
+    """Yield (text, line, value) for each scalar key that YAML reads as other than a string."""
+    for key_node, dummy in mapping_node.value:
+        if key_node.tag in (_STR_TAG, _MERGE_TAG) or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        try:
+            value = loader.construct_object(key_node)
+        except yaml.YAMLError:
+            value = key_node.value
+        yield key_node.value, key_node.start_mark.line + 1, value
+
+
+def _non_string_message(what, text, value):
+    return ('%s %s is read by YAML as %s, not as the text "%s": quote it (\'%s\')'
+            % (what, text, _type_name(value), text, text))
+
+
+def _check_aliases(root, source):
+    """Refuse recursive aliases and aliases that add more than MAX_ALIAS_NODES nodes.
+
+    Counts, without building anything, the nodes of the data as a walk over it sees them
+    (every alias use expanded) against the nodes actually written.
+    """
+    expanded = {}  # id(node) -> node count of its subtree, aliases expanded
+    on_path = set()
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = ()
+        if children_done:
+            on_path.discard(key)
+            expanded[key] = 1 + sum(expanded[id(child)] for child in children)
+            continue
+        if key in expanded:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                mark = child.start_mark
+                raise DocumentError('%s: the YAML anchor (&name) at line %d is used by an alias (*name) inside itself: '
+                                    'a recursive alias would make the data infinite' % (source, mark.line + 1))
+            if id(child) not in expanded:
+                stack.append((child, False))
+    written = len(expanded)
+    added = expanded[id(root)] - written
+    if added > MAX_ALIAS_NODES:
+        raise DocumentError('%s: YAML aliases (*name) expand the %d nodes written to %s nodes, more than %d added by aliases '
+                            '(nested anchors?); refusing to load it'
+                            % (source, written, expanded[id(root)] if added < 10 ** 12 else 'over 10^12', MAX_ALIAS_NODES))
+
+
 def load_document(text, source='<distributed_hosts>'):
     """Parse the text of a distributed_hosts.yaml file into a document.
 
     Raises DocumentError for file-level problems (YAML syntax, not a mapping,
-    ``hosts`` missing or not a mapping, a duplicated ``hosts``/``p2p_voters`` section).
+    ``hosts`` missing or not a mapping, a duplicated ``hosts``/``p2p_voters`` section,
+    aliases that expand too far or refer to themselves).
     """
     loader = _loader_class()(text)
     try:
@@ -261,6 +368,7 @@ def load_document(text, source='<distributed_hosts>'):
             raise DocumentError('%s: the file is empty' % source)
         if not isinstance(node, yaml.MappingNode):
             raise DocumentError('%s: the top level must be a mapping with a "hosts" section, found %s' % (source, _node_kind(node)))
+        _check_aliases(node, source)
         top = list(_key_lines(node))
         for key, lines in _duplicates(top).items():
             if key in ('hosts', 'p2p_voters'):
@@ -268,20 +376,28 @@ def load_document(text, source='<distributed_hosts>'):
         host_lines = {}
         duplicate_hosts = {}
         duplicate_fields = {}
+        key_problems = []
         hosts_line = None
         for key, line, value_node in top:
             if key != 'hosts':
                 continue
             hosts_line = line
             if isinstance(value_node, yaml.MappingNode):
+                for text, key_line, value in _non_string_keys(loader, value_node):
+                    key_problems.append({'host': text, 'field': 'name', 'line': key_line, 'key': value,
+                                         'message': _non_string_message('host name', text, value)})
                 host_pairs = list(_key_lines(value_node))
                 duplicate_hosts = _duplicates(host_pairs)
                 for name, host_line, entry_node in host_pairs:
-                    host_lines[str(name)] = host_line
-                    if isinstance(entry_node, yaml.MappingNode):
-                        fields = _duplicates(_key_lines(entry_node))
-                        if fields:
-                            duplicate_fields.setdefault(str(name), {}).update(fields)
+                    host_lines[name] = host_line
+                    if not isinstance(entry_node, yaml.MappingNode):
+                        continue
+                    fields = _duplicates(_key_lines(entry_node))
+                    if fields:
+                        duplicate_fields.setdefault(name, {}).update(fields)
+                    for text, key_line, value in _non_string_keys(loader, entry_node):
+                        key_problems.append({'host': name, 'field': text, 'line': key_line, 'key': value,
+                                             'message': _non_string_message('key', text, value)})
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -290,9 +406,11 @@ def load_document(text, source='<distributed_hosts>'):
         raise DocumentError('%s: YAML syntax error%s: %s' % (source, where, problem or exc))
     except yaml.YAMLError as exc:
         raise DocumentError('%s: YAML error: %s' % (source, exc))
+    except RecursionError:
+        raise DocumentError('%s: YAML data is nested too deeply' % source)
     finally:
         loader.dispose()
-    document = document_from_data(data, source, hosts_line=hosts_line)
+    document = document_from_data(data, source, hosts_line=hosts_line, key_problems=key_problems)
     document['host_lines'] = host_lines
     document['duplicate_hosts'] = duplicate_hosts
     document['duplicate_fields'] = duplicate_fields
@@ -309,8 +427,47 @@ def _lines(lines):
     return ', '.join(str(line) for line in lines)
 
 
-def document_from_data(data, source='<distributed_hosts>', hosts_line=None):
-    """Build a document from parsed data (no line numbers, no duplicate detection)."""
+def _string_keys_only(hosts, key_problems):
+    """Copy of ``hosts`` without non-string keys (host names and entry keys), each one reported.
+
+    YAML 1.1 reads ``010`` and ``8`` as the same integer, ``1:30`` as 90 and ``on`` as true: such
+    keys are never host names or settings, and a JSON cache would turn them into other strings.
+    Keys already reported from the YAML text (``key_problems`` with the text as written) are
+    not reported again; the others (from a parsed dict, or merged in with ``<<``) are reported
+    here by value.
+    """
+    reported = set()
+    for record in key_problems:
+        reported.add((record['host'] if record['field'] != 'name' else None, _hashable(record['key'])))
+    clean = {}
+    for name, entry in hosts.items():
+        if not isinstance(name, str):
+            if (None, _hashable(name)) not in reported:
+                key_problems.append({'host': str(name), 'field': 'name', 'line': None, 'key': name,
+                                     'message': 'host name must be a string, found %s' % _type_name(name)})
+            continue
+        if isinstance(entry, dict) and not all(isinstance(key, str) for key in entry):
+            for key in entry:
+                if not isinstance(key, str) and (name, _hashable(key)) not in reported:
+                    key_problems.append({'host': name, 'field': str(key), 'line': None, 'key': key,
+                                         'message': 'key must be a string, found %s' % _type_name(key)})
+            entry = dict((key, value) for key, value in entry.items() if isinstance(key, str))
+        clean[name] = entry
+    for record in key_problems:
+        record.pop('key', None)  # the parsed value served only to match; the document stays JSON-safe
+    return clean
+
+
+def _hashable(key):
+    # True == 1 and hash alike: keep them apart, as YAML does not merge them either.
+    return (type(key).__name__, key) if isinstance(key, (bool, int, float, str)) or key is None else (type(key).__name__, repr(key))
+
+
+def document_from_data(data, source='<distributed_hosts>', hosts_line=None, key_problems=None):
+    """Build a document from parsed data (no line numbers, no duplicate detection).
+
+    Non-string host names and entry keys are taken out and listed in ``key_problems``.
+    """
     if not isinstance(data, dict):
         raise DocumentError('%s: the top level must be a mapping with a "hosts" section, found %s' % (source, type(data).__name__))
     if 'hosts' not in data:
@@ -324,6 +481,8 @@ def document_from_data(data, source='<distributed_hosts>', hosts_line=None):
         voters = []
     if not isinstance(voters, list):
         raise DocumentError('%s: top-level "p2p_voters" must be a list of host names, found %s' % (source, _type_name(voters)))
+    key_problems = list(key_problems or ())
+    hosts = _string_keys_only(hosts, key_problems)
     return {
         'source': source,
         'hosts': hosts,
@@ -331,6 +490,7 @@ def document_from_data(data, source='<distributed_hosts>', hosts_line=None):
         'host_lines': {},
         'duplicate_hosts': {},
         'duplicate_fields': {},
+        'key_problems': key_problems,
     }
 
 
@@ -368,11 +528,19 @@ def format_problem(problem, source=None):
     if src:
         parts.append(src + (':%d' % problem['line'] if problem.get('line') else ''))
     if problem.get('host') is not None:
-        parts.append("host '%s'" % problem['host'])
+        parts.append('host ' + _quoted(problem['host']))
     if problem.get('field'):
-        parts.append("field '%s'" % problem['field'])
+        parts.append('field ' + _quoted(problem['field']))
     parts.append(problem['message'])
     return ': '.join(parts)
+
+
+def _quoted(text):
+    """``'text'``; a name with a newline, a quote or another control character as its repr."""
+    text = str(text)
+    if text.isprintable() and "'" not in text:
+        return "'%s'" % text
+    return repr(text)
 
 
 class _Builder(object):
@@ -390,6 +558,10 @@ class _Builder(object):
                 prefixes[str(prefix).lower()] = str(provider)
             else:
                 prefixes.pop(str(prefix).lower(), None)
+        for prefix, provider in sorted(prefixes.items()):
+            message = self.provider_problem(provider)
+            if message:
+                raise OptionError('provider_prefixes: prefix "%s": %s' % (prefix, message))
         self.prefixes = sorted(prefixes.items(), key=lambda item: -len(item[0]))
         self.providers = list(KNOWN_PROVIDERS) + sorted(set(p for p in prefixes.values() if p not in KNOWN_PROVIDERS))
         self.container_providers = set(str(p) for p in (opts['container_providers'] or ()))
@@ -404,10 +576,14 @@ class _Builder(object):
         self.host_lines = document.get('host_lines') or {}
 
     # -- reporting
-    def problem(self, host, field, message, line=None):
+    def problem(self, host, field, message, line=None, kept=None):
+        """Record a problem. ``kept``: how the host stays without ``strict`` (else it is dropped)."""
         if line is None and host is not None:
             line = self.host_lines.get(host)
-        self.problems.append({'source': self.source, 'host': host, 'field': field, 'line': line, 'message': message})
+        record = {'source': self.source, 'host': host, 'field': field, 'line': line, 'message': message}
+        if kept:
+            record['kept'] = kept
+        self.problems.append(record)
 
     def warn_hosts(self, message, host):
         """Collect one warning per kind, listing the hosts concerned."""
@@ -421,10 +597,25 @@ class _Builder(object):
             self.warnings.append('%s: %s (%s: %s%s)' % (self.source, message, label, shown, more))
 
     # -- per-host checks
+    @staticmethod
+    def provider_problem(provider):
+        """Why ``provider`` cannot name a provider group, or None."""
+        if not is_valid('provider', provider):
+            return value_problem('provider', provider, 'provider')
+        group = reserved_group(provider)
+        if group:
+            return ('provider "%s" would be group "%s", which the inventory fills by other rules (%s, role_*, status_*)'
+                    % (provider, group, ', '.join(RESERVED_GROUPS)))
+        return None
+
     def provider_for(self, name, entry):
         """Return (provider, warning or None)."""
         explicit = entry.get('provider')
         if explicit:
+            message = self.provider_problem(explicit)
+            if message:
+                self.problem(name, 'provider', message, kept='host kept with provider "%s" (group %s)' % (UNKNOWN_PROVIDER, UNKNOWN_PROVIDER_GROUP))
+                return UNKNOWN_PROVIDER, None
             if explicit not in self.providers:
                 return explicit, 'explicit "provider" is not a known provider (known: %s); used as given' % ', '.join(self.providers)
             return explicit, None
@@ -455,7 +646,7 @@ class _Builder(object):
             value = entry.get(field)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            if isinstance(value, bool) or not isinstance(value, int) or not is_valid('port', str(value)):
                 self.problem(name, field, 'must be an integer port in 1..65535, found %s' % _type_name(value))
                 bad.add(field)
         vram = entry.get('gpu_vram_gb')
@@ -466,6 +657,17 @@ class _Builder(object):
         if gpu is not None and not isinstance(gpu, (str, bool)):
             self.problem(name, 'gpu', 'must be a string such as "8x RTX 4090" or "none", found %s' % _type_name(gpu))
             bad.add('gpu')
+        for field, kind in _FIELD_KINDS:
+            value = entry.get(field)
+            if field not in bad and isinstance(value, str) and value != '' and not is_valid(kind, value):
+                self.problem(name, field, value_problem(kind, value, 'value'))
+                bad.add(field)
+        activate = entry.get('venv_activate')
+        if 'venv_activate' not in bad and isinstance(activate, str):
+            venv, dummy = venv_path(activate)
+            if venv is not None and not is_valid('path', venv):
+                self.problem(name, 'venv_activate', value_problem('path', venv, 'the venv path'))
+                bad.add('venv_activate')
         return bad
 
     def base_facts(self, name, entry, bad):
@@ -503,7 +705,15 @@ class _Builder(object):
         key = status.lower() if isinstance(status, str) else None
         if self.include_statuses is not None:
             return key in self.include_statuses
+        if key is not None and key not in KNOWN_STATUSES:
+            return False
         return key not in self.exclude_statuses
+
+    def unknown_status(self, status):
+        """True for a status outside KNOWN_STATUSES that include_statuses does not name."""
+        if not isinstance(status, str) or status.lower() in KNOWN_STATUSES:
+            return False
+        return self.include_statuses is None or status.lower() not in self.include_statuses
 
     # -- the run
     def run(self):
@@ -513,13 +723,15 @@ class _Builder(object):
         facts = {}
         invalid = set()
 
-        for raw_name, entry in raw_hosts.items():
-            if isinstance(raw_name, bool) or not isinstance(raw_name, (str, int)):
-                self.problem(str(raw_name), 'name', 'host name must be a string, found %s' % _type_name(raw_name))
+        for record in doc.get('key_problems') or ():
+            self.problem(record['host'], record['field'], record['message'], line=record.get('line'))
+            invalid.add(record['host'])
+        for name, entry in raw_hosts.items():
+            if not isinstance(name, str):  # a document from an older cache; load_document takes them out
+                self.problem(str(name), 'name', 'host name must be a string, found %s' % _type_name(name))
                 continue
-            name = str(raw_name)
-            if not HOST_NAME_RE.match(name):
-                self.problem(name, 'name', 'host name may only contain letters, digits, ".", "_" and "-"')
+            if not is_valid('node_id', name):
+                self.problem(name, 'name', value_problem('node_id', name, 'host name'))
                 invalid.add(name)
             dup = doc.get('duplicate_hosts', {}).get(name)
             if dup:
@@ -564,7 +776,8 @@ class _Builder(object):
         voters = []
         for index, voter in enumerate(doc['p2p_voters']):
             if not isinstance(voter, str):
-                self.problem(None, 'p2p_voters', 'entry %d must be a host name, found %s' % (index + 1, _type_name(voter)))
+                hint = '; quote it' if voter is not None and not isinstance(voter, (dict, list)) else ''
+                self.problem(None, 'p2p_voters', 'entry %d must be a host name, found %s%s' % (index + 1, _type_name(voter), hint))
             elif voter not in entries and voter not in invalid:
                 self.problem(None, 'p2p_voters', 'voter "%s" is not a host in the file' % voter)
             elif voter in voters:
@@ -596,6 +809,9 @@ class _Builder(object):
             if name in invalid:
                 continue
             fact = facts[name]
+            if self.unknown_status(fact['status']):
+                self.warn_hosts('status "%s" is not a known status (%s); host left out as inactive: correct it, '
+                                'or name it in include_statuses' % (fact['status'], ', '.join(KNOWN_STATUSES)), name)
             if not self.included(fact['status']):
                 excluded[name] = fact['status']
                 continue

@@ -38,13 +38,23 @@ KINDS = {
     "env_value": (r"[^'\x00-\x1f\x7f]*", "a single line without single quotes"),
     "module_name": (r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", "a Python module name"),
     # A pip requirement specifier: a distribution name, extras, version bounds; no URL, no option.
-    "requirement": (r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?(?:\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+(?:\s*,\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+)*)?",
+    "requirement": (r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._,-]+\])?"
+                    r"(?:\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+(?:\s*,\s*(?:[<>=!~]=?|===)\s*[A-Za-z0-9.*+!_-]+)*)?",
                     "a requirement such as name, name>=1.2 or name[extra]==1.0"),
     "program": (r"[A-Za-z0-9_][A-Za-z0-9._+-]*", "a program name"),
     # A script on a command line: absolute or relative to the working directory, never an option.
-    "script_path": (r"[A-Za-z0-9._/+@][A-Za-z0-9._/+@-]*", "an absolute or relative path without spaces, quotes, % or $, not starting with '-'"),
+    "script_path": (r"[A-Za-z0-9._/+@][A-Za-z0-9._/+@-]*",
+                    "an absolute or relative path without spaces, quotes, % or $, not starting with '-'"),
     # The path (and query) of an HTTP request line: no spaces or control characters, so nothing can be appended to the request.
-    "url_path": (r"/?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*", "an HTTP path such as /health (no spaces or control characters)"),
+    "url_path": (r"/?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*",
+                 "an HTTP path such as /health (no spaces or control characters)"),
+    # A login name on a remote machine (ssh -l / user@host): the remote's rules, so upper case too;
+    # never starts with '-' (an ssh option) or '.'.
+    "ssh_user": (r"[A-Za-z_][A-Za-z0-9_.-]{0,63}",
+                 "a login name of letters, digits, '.', '_' and '-' not starting with '.' or '-'"),
+    # A provider name, also an inventory group name.
+    "provider": (r"[A-Za-z][A-Za-z0-9_-]{0,63}",
+                 "a provider name of letters, digits, '_' and '-' starting with a letter"),
 }
 
 _COMPILED = dict((kind, re.compile(pattern)) for kind, (pattern, dummy) in KINDS.items())

@@ -15,7 +15,7 @@ description:
   - True when the value is a string whose whole text (never a prefix, never with a trailing
     newline) has the shape of the named kind, for example C(node_id), C(host), C(port), C(user),
     C(path), C(abs_path), C(service_name), C(word), C(peer_url), C(env_name), C(env_value),
-    C(module_name), C(requirement), C(program).
+    C(module_name), C(requirement), C(program), C(ssh_user), C(provider).
   - The same patterns are used by the inventory plugin and the modules
     (C(plugins/module_utils/validate.py)).
   - The companion test C(ringrift.cluster.whole_match) takes a regular expression and applies

@@ -70,7 +70,6 @@ def load_plugin():
         plugin = inventory_loader.get('distributed_hosts')
         assert plugin is not None, 'cannot load the inventory plugin'
         plugin._redirected_names.append(PLUGIN)  # sources name it by FQCN  pylint: disable=protected-access
-    assert plugin is not None, 'cannot load the inventory plugin'
     plugin.display = Recorder()
     return plugin
 
@@ -215,7 +214,9 @@ def test_warnings(fleet):
     assert 'p2p_voter' in text and 'vast-29129529' in text
     assert 'unknown_provider' in text and 'lambda-gpu-1' in text
     assert 'advertise' in text and 'vast-voter-1' in text
-    assert 'Mystery' not in text or 'lambda-gpu-1' in text
+    assert [w for w in warnings if '"gpu" value is not recognised' in w] == [
+        '%s: "gpu" value is not recognised as an NVIDIA or other known accelerator; host is in neither "gpu" nor "cpu_only" '
+        '(extend nvidia_gpu_patterns if it is NVIDIA) (host: lambda-gpu-1)' % FLEET_DATA]
     assert all(FLEET_DATA in w for w in warnings)
 
 
@@ -246,11 +247,13 @@ def test_local_connection_only_for_local_loopback_on_port_22(fleet):
 def test_ssh_proxy_gives_proxy_command(fleet):
     inventory, dummy = fleet
     v = hostvars(inventory, 'nebius-h100-2')
-    assert v['ansible_ssh_common_args'] == '-o ProxyCommand="ssh -W %h:%p -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"'
+    assert v['ansible_ssh_common_args'] == (
+        '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"')
     assert v['ringrift_ssh_proxy'] == 'nebius-backbone-1'
     assert v['ansible_host'] == '192.0.2.8'
     # What Ansible's ssh connection does with it: shlex-split into ssh arguments.
-    assert shlex.split(v['ansible_ssh_common_args']) == ['-o', 'ProxyCommand=ssh -W %h:%p -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47']
+    assert shlex.split(v['ansible_ssh_common_args']) == [
+        '-o', "ProxyCommand=ssh -o BatchMode=yes -W '[%h]:%p' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"]
 
 
 def test_proxy_command_quoting():
@@ -258,10 +261,10 @@ def test_proxy_command_quoting():
     option, value = shlex.split(args)
     assert option == '-o' and value.startswith('ProxyCommand=')
     words = shlex.split(value[len('ProxyCommand='):])  # what the shell does after ssh expands %-tokens
-    assert words == ['ssh', '-W', '%h:%p', '-p', '2200', '-i', '/keys/my key%%1', "o'neil@203.0.113.5"]
-    assert dh.proxy_command_args('198.51.100.1', 22) == '-o ProxyCommand="ssh -W %h:%p -p 22 198.51.100.1"'
+    assert words == ['ssh', '-o', 'BatchMode=yes', '-W', '[%h]:%p', '-p', '2200', '-i', '/keys/my key%%1', "o'neil@203.0.113.5"]
+    assert dh.proxy_command_args('198.51.100.1', 22) == '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 198.51.100.1"'
     tilde = shlex.split(shlex.split(dh.proxy_command_args('198.51.100.1', 22, 'u', '~/my keys/k'))[1][len('ProxyCommand='):])
-    assert tilde[6] == '~/my keys/k'
+    assert tilde[8] == '~/my keys/k'
 
 
 def test_derived_vars_of_a_voter(fleet):
@@ -397,8 +400,7 @@ def test_provider_prefixes_and_container_providers(tmp_path):
     assert members(inventory, 'lambda') == ['lambda-gpu-1']
     assert hostvars(inventory, 'lambda-gpu-1')['ringrift_provider'] == 'lambda'
     assert members(inventory, 'containerized') == ['lambda-gpu-1']
-    assert members(inventory, 'unknown_provider') == ['vast-29129529', 'vast-voter-1', 'vast-vm-1'][:0] + sorted(
-        ['vast-29129529', 'vast-voter-1', 'vast-vm-1'])
+    assert members(inventory, 'unknown_provider') == ['vast-29129529', 'vast-vm-1', 'vast-voter-1']
     assert members(inventory, 'vast') == []
 
 
@@ -504,6 +506,16 @@ def test_file_level_errors(tmp_path, text, expected):
         assert expected in message
 
 
+NAME_RULE = "must be a name of letters, digits, '.', '_' and '-' not starting with '.' or '-'"
+HOST_RULE = "must be a host name or IP address (no spaces, not starting with '-')"
+PATH_RULE = 'must be an absolute path or ~/..., without spaces, quotes, % or $'
+
+
+def shown(name):
+    """How messages name a host: quoted, or as repr when it holds a newline or a quote."""
+    return "'%s'" % name if name.isprintable() and "'" not in name else repr(name)
+
+
 HOST_ERRORS = [
     # (entry text for host "bad-host" or a whole hosts item, host, field, message part)
     ('  bad-host: just a string\n', 'bad-host', "field 'entry'", 'must be a mapping'),
@@ -514,8 +526,8 @@ HOST_ERRORS = [
     ('  bad-host: {ssh_host: 192.0.2.40, ssh_port: true}\n', 'bad-host', "field 'ssh_port'", 'integer port'),
     ('  bad-host: {ssh_host: 192.0.2.40, p2p_port: 8770.5}\n', 'bad-host', "field 'p2p_port'", 'integer port'),
     ('  bad-host: {ssh_host: 192.0.2.40, p2p_port: 65536}\n', 'bad-host', "field 'p2p_port'", 'integer port'),
-    ('  "bad host": {ssh_host: 192.0.2.40}\n', 'bad host', "field 'name'", 'may only contain'),
-    ('  "gpu/1": {ssh_host: 192.0.2.40}\n', 'gpu/1', "field 'name'", 'may only contain'),
+    ('  "bad host": {ssh_host: 192.0.2.40}\n', 'bad host', "field 'name'", NAME_RULE),
+    ('  "gpu/1": {ssh_host: 192.0.2.40}\n', 'gpu/1', "field 'name'", NAME_RULE),
     ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: nowhere}\n', 'bad-host', "field 'ssh_proxy'", '"nowhere" is not a host'),
     ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: bad-host}\n', 'bad-host', "field 'ssh_proxy'", 'its own proxy'),
     ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: node-c}\n  node-c: {ssh_host: 192.0.2.41, ssh_proxy: node-a}\n',
@@ -524,6 +536,29 @@ HOST_ERRORS = [
     ('  bad-host: {ssh_host: [192.0.2.40]}\n', 'bad-host', "field 'ssh_host'", 'must be a string'),
     ('  bad-host: {ssh_host: 192.0.2.40, gpu_vram_gb: lots}\n', 'bad-host', "field 'gpu_vram_gb'", 'number'),
     ('  bad-host: {ssh_host: 192.0.2.40, gpu: [A100]}\n', 'bad-host', "field 'gpu'", 'must be a string'),
+    # Whole-value checks (plugins/module_utils/validate.py): never a prefix, never a trailing newline.
+    ('  "bad-host\\n": {ssh_host: 192.0.2.40}\n', 'bad-host\n', "field 'name'", NAME_RULE),
+    ('  ".": {ssh_host: 192.0.2.40}\n', '.', "field 'name'", NAME_RULE),
+    ('  "..": {ssh_host: 192.0.2.40}\n', '..', "field 'name'", NAME_RULE),
+    ('  "-x": {ssh_host: 192.0.2.40}\n', '-x', "field 'name'", NAME_RULE),
+    ('  "--help": {ssh_host: 192.0.2.40}\n', '--help', "field 'name'", NAME_RULE),
+    ('  bad-host: {ssh_host: "-oProxyCommand=touch /tmp/x"}\n', 'bad-host', "field 'ssh_host'", HOST_RULE),
+    ('  bad-host: {ssh_host: "192.0.2.40\\n"}\n', 'bad-host', "field 'ssh_host'", HOST_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, public_ip: "-oProxyCommand=x"}\n', 'bad-host', "field 'public_ip'", HOST_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, p2p_public_host: "--help"}\n', 'bad-host', "field 'p2p_public_host'", HOST_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, tailscale_ip: "198.51.100.1 -x"}\n', 'bad-host', "field 'tailscale_ip'", HOST_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_user: "-oProxyCommand=x"}\n', 'bad-host', "field 'ssh_user'", 'must be a login name'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_user: "root\\n"}\n', 'bad-host', "field 'ssh_user'", 'must be a login name'),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_key: "-i"}\n', 'bad-host', "field 'ssh_key'", PATH_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_key: "~/my key"}\n', 'bad-host', "field 'ssh_key'", PATH_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, ringrift_path: ringrift/ai-service}\n', 'bad-host', "field 'ringrift_path'", PATH_RULE),
+    ('  bad-host: {ssh_host: 192.0.2.40, venv_activate: \'source "/opt/my venv/bin/activate"\'}\n', 'bad-host',
+     "field 'venv_activate'", "the venv path '/opt/my venv' must be an absolute path"),
+    ('  bad-host: {ssh_host: 192.0.2.40, ssh_proxy: "node-a\\n"}\n', 'bad-host', "field 'ssh_proxy'", NAME_RULE),
+    # Keys YAML reads as something other than text, reported before they are coerced.
+    ('  010: {ssh_host: 192.0.2.40}\n', '010', "field 'name'", 'host name 010 is read by YAML as int (8)'),
+    ('  1:30: {ssh_host: 192.0.2.40}\n', '1:30', "field 'name'", 'host name 1:30 is read by YAML as int (90)'),
+    ('  bad-host: {ssh_host: 192.0.2.40, on: true}\n', 'bad-host', "field 'on'", 'key on is read by YAML as a boolean (True)'),
 ]
 
 
@@ -540,7 +575,7 @@ def test_host_level_errors_strict(tmp_path, extra, host, field, part):
         parse(write_source(tmp_path, strict=True, provider_prefixes={'node': 'aws', 'bad': 'aws', 'gpu': 'aws'}), inventory=inventory)
     message = str(info.value)
     assert '%s:4' % (tmp_path / 'hosts.yaml') in message  # file and line of the host
-    assert "host '%s'" % host in message
+    assert 'host %s' % shown(host) in message
     assert field in message
     assert part in message
     assert 'nothing was added' in message
@@ -552,8 +587,8 @@ def test_host_level_errors_not_strict_drop_only_that_host(tmp_path, extra, host,
     (tmp_path / 'hosts.yaml').write_text(_hosts_text(extra))
     inventory, plugin = parse(write_source(tmp_path, strict=False, provider_prefixes={'node': 'aws', 'bad': 'aws', 'gpu': 'aws'}))
     assert host not in inventory.hosts
-    assert {'node-a', 'node-b'} <= set(inventory.hosts)
-    warning = [w for w in plugin.display.warnings if "host '%s'" % host in w]
+    assert sorted(inventory.hosts) == ['node-a', 'node-b'] + (['node-c'] if 'node-c' in extra else [])
+    warning = [w for w in plugin.display.warnings if 'host %s' % shown(host) in w]
     assert warning and field in warning[0] and part in warning[0] and 'host dropped' in warning[0]
     assert str(tmp_path / 'hosts.yaml') in warning[0]
 
@@ -662,7 +697,8 @@ def test_constructable_strict_false_skips_failing_expressions(tmp_path):
     inventory, dummy = parse(source)
     assert sorted(inventory.hosts) == ACTIVE
     assert 'broken' not in hostvars(inventory, 'aws-proxy')
-    assert 'broken_group' not in inventory.groups or not members(inventory, 'broken_group')
+    assert 'broken_group' not in inventory.groups
+    assert not [group for group in inventory.groups if group.startswith('k_')]
 
 
 @pytest.mark.parametrize('option', [
@@ -931,6 +967,378 @@ def test_ansible_inventory_list_own_fixture():
     assert data['_meta'].get('profile', 'inventory_legacy') == 'inventory_legacy'
     hostvars_ = _untrusted_to_str(data['_meta']['hostvars'])
     assert sorted(hostvars_) == ACTIVE
-    assert hostvars_['nebius-h100-2']['ansible_ssh_common_args'].startswith('-o ProxyCommand="ssh -W %h:%p')
+    assert hostvars_['nebius-h100-2']['ansible_ssh_common_args'] == (
+        '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"')
     assert hostvars_['vast-29129529']['ringrift_p2p_peers'] == [
         'http://backbone.example:8770', 'http://198.51.100.150:8770', 'http://203.0.113.164:8771']
+
+
+# --------------------------------------------------------------------------- hardening: providers, names, statuses
+
+@pytest.mark.parametrize('provider, group', [
+    ('gpu', 'gpu'), ('p2p_voters', 'p2p_voters'), ('p2p-enabled', 'p2p_enabled'), ('containerized', 'containerized'),
+    ('cpu_only', 'cpu_only'), ('vm_or_metal', 'vm_or_metal'), ('unknown_provider', 'unknown_provider'), ('all', 'all'),
+    ('ungrouped', 'ungrouped'), ('role_backbone', 'role_backbone'), ('status_ready', 'status_ready'),
+])
+def test_provider_named_like_a_fixed_group_is_refused(tmp_path, provider, group):
+    # node-b is neither a voter nor p2p_enabled nor a GPU host: its provider must not make it one.
+    text = MINIMAL.replace('ssh_host: 192.0.2.11\n', 'ssh_host: 192.0.2.11\n        provider: %s\n' % provider)
+    message = parse_error(write_source(tmp_path, text, strict=True, provider_prefixes={'node': 'aws'}))
+    assert "%s:7: host 'node-b': field 'provider': provider \"%s\" would be group \"%s\"" % (tmp_path / 'hosts.yaml', provider, group) \
+        in message
+    inventory, plugin = parse(write_source(tmp_path, text, strict=False, provider_prefixes={'node': 'aws'}))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+    assert members(inventory, 'unknown_provider') == ['node-b']
+    assert hostvars(inventory, 'node-b')['ringrift_provider'] == 'unknown'
+    assert members(inventory, 'p2p_voters') == ['node-a']
+    # Exactly the groups its own settings give it: no GPU, no role, status ready, no p2p_enabled key.
+    assert sorted(group.name for group in inventory.get_host('node-b').get_groups()) == [
+        'cpu_only', 'status_ready', 'unknown_provider', 'vm_or_metal']
+    warning = [w for w in plugin.display.warnings if "field 'provider'" in w]
+    assert len(warning) == 1 and str(tmp_path / 'hosts.yaml') in warning[0] and "host 'node-b'" in warning[0]
+    assert warning[0].endswith('; host kept with provider "unknown" (group unknown_provider)')
+
+
+def test_provider_with_a_bad_shape_goes_to_unknown_provider(tmp_path):
+    text = MINIMAL.replace('ssh_host: 192.0.2.11\n', 'ssh_host: 192.0.2.11\n        provider: "vast\\n"\n')
+    message = parse_error(write_source(tmp_path, text, strict=True, provider_prefixes={'node': 'aws'}))
+    assert "host 'node-b': field 'provider': provider 'vast\\n' must be a provider name" in message
+    inventory, dummy = parse(write_source(tmp_path, text, strict=False, provider_prefixes={'node': 'aws'}))
+    assert members(inventory, 'unknown_provider') == ['node-b'] and members(inventory, 'vast') == []
+
+
+def test_provider_prefixes_option_cannot_name_a_fixed_group(tmp_path):
+    message = parse_error(write_source(tmp_path, MINIMAL, provider_prefixes={'node': 'p2p_voters'}))
+    assert 'option provider_prefixes: prefix "node": provider "p2p_voters" would be group "p2p_voters"' in message
+
+
+def test_yaml_integer_host_names_do_not_collapse(tmp_path):
+    # YAML 1.1: 010 is octal 8, so "010" and "8" were one host (the last), without a duplicate warning.
+    text = MINIMAL + '      010: {ssh_host: 192.0.2.12, status: ready}\n      8: {ssh_host: 192.0.2.13, status: ready}\n'
+    message = parse_error(write_source(tmp_path, text, strict=True, provider_prefixes={'node': 'aws'}))
+    assert '2 problems' in message
+    assert "hosts.yaml:10: host '010': field 'name': host name 010 is read by YAML as int (8), not as the text \"010\": " \
+        "quote it ('010')" in message
+    assert "hosts.yaml:11: host '8': field 'name': host name 8 is read by YAML as int (8)" in message
+    inventory, plugin = parse(write_source(tmp_path, text, strict=False, provider_prefixes={'node': 'aws'}))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+    assert len([w for w in plugin.display.warnings if 'read by YAML as int (8)' in w and 'host dropped' in w]) == 2
+    quoted = MINIMAL + "      '010': {ssh_host: 192.0.2.12, status: ready}\n      '8': {ssh_host: 192.0.2.13, status: ready}\n"
+    inventory, dummy = parse(write_source(tmp_path, quoted, strict=True, provider_prefixes={'node': 'aws', '0': 'aws', '8': 'aws'}))
+    assert sorted(inventory.hosts) == ['010', '8', 'node-a', 'node-b']
+
+
+def test_non_string_keys_survive_a_cache_round_trip(tmp_path, monkeypatch):
+    # A JSON cache writes the key 8 as "8": the check must not depend on whether the parse came from the cache.
+    source = write_source(tmp_path, MINIMAL + '      8: {ssh_host: 192.0.2.13}\n', cache=True, cache_plugin='jsonfile',
+                          cache_connection=str(tmp_path / 'cache'), provider_prefixes={'node': 'aws'}, strict=False)
+    for dummy in range(2):
+        inventory, plugin, calls = _cached_parse(source, monkeypatch)
+        assert sorted(inventory.hosts) == ['node-a', 'node-b']
+        assert any("host '8'" in w and 'read by YAML as int (8)' in w for w in plugin.display.warnings)
+    assert calls == []  # the second parse was a cache hit
+
+
+def test_build_model_from_dict_with_integer_host_name():
+    document = dh.document_from_data({'hosts': {8: {'ssh_host': '192.0.2.13'}, 'node-a': {1: 'x', 'ssh_host': '192.0.2.10'}}})
+    json.dumps(document)
+    model = dh.build_model(document)
+    assert model['hosts'] == {}
+    assert [(p['host'], p['field'], p['message']) for p in model['problems']] == [
+        ('8', 'name', 'host name must be a string, found int (8)'),
+        ('node-a', '1', 'key must be a string, found int (1)')]
+
+
+@pytest.mark.parametrize('status', ['raedy', ' ready', 'ready ', 'terminted'])
+def test_unknown_status_is_left_out_with_a_warning(tmp_path, status):
+    text = MINIMAL + "      node-c: {ssh_host: 192.0.2.12, status: '%s'}\n" % status
+    inventory, plugin = parse(write_source(tmp_path, text, strict=True, provider_prefixes={'node': 'aws'}))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+    warning = [w for w in plugin.display.warnings if 'not a known status' in w]
+    assert warning == ['%s: status "%s" is not a known status (%s); host left out as inactive: correct it, or name it in '
+                       'include_statuses (host: node-c)' % (tmp_path / 'hosts.yaml', status, ', '.join(dh.KNOWN_STATUSES))]
+    assert not any(group.startswith('status_') and group != 'status_ready' for group in inventory.groups)
+    # Named in include_statuses: wanted, so added and not warned about.
+    inventory, plugin = parse(write_source(tmp_path, text, include_statuses=['ready', status], provider_prefixes={'node': 'aws'}))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b', 'node-c']
+    assert not any('not a known status' in w for w in plugin.display.warnings)
+
+
+def test_known_statuses_need_no_warning_and_case_is_ignored(tmp_path):
+    text = MINIMAL + ''.join("      node-%d: {ssh_host: 192.0.2.%d, status: %s}\n" % (i, 20 + i, status)
+                             for i, status in enumerate(dh.KNOWN_STATUSES + ('Ready', 'OFFLINE')))
+    inventory, plugin = parse(write_source(tmp_path, text, strict=True, provider_prefixes={'node': 'aws'}))
+    assert not any('not a known status' in w for w in plugin.display.warnings)
+    assert sorted(inventory.hosts) == sorted(['node-a', 'node-b', 'node-0', 'node-3', 'node-4', 'node-5', 'node-8'])
+
+
+# --------------------------------------------------------------------------- hardening: aliases
+
+def _alias_bomb(levels, width=9):
+    names = 'abcdefghijklmnop'
+    lines = ['a: &a [%s]' % ','.join(['x'] * width)]
+    for level in range(1, levels):
+        lines.append('%s: &%s [%s]' % (names[level], names[level], ','.join(['*' + names[level - 1]] * width)))
+    lines += ['hosts:', '  aws-1: {ssh_host: 192.0.2.10, x: *%s}' % names[levels - 1], '']
+    return '\n'.join(lines)
+
+
+def test_alias_bomb_is_refused_before_it_expands():
+    text = _alias_bomb(9)  # 9**9 strings once expanded, in under 400 bytes
+    assert len(text) < 400
+    with pytest.raises(dh.DocumentError) as info:
+        dh.load_document(text, '/cfg/distributed_hosts.yaml')
+    assert str(info.value).startswith('/cfg/distributed_hosts.yaml: YAML aliases (*name) expand the ')
+    assert 'more than %d added by aliases' % dh.MAX_ALIAS_NODES in str(info.value)
+
+
+def test_alias_bomb_through_the_plugin(tmp_path):
+    # 10**6 nodes once expanded: over the bound, yet small enough to walk if the bound were missing.
+    (tmp_path / 'hosts.yaml').write_text(_alias_bomb(6, width=10))
+    for strict in (True, False):
+        message = parse_error(write_source(tmp_path, strict=strict))
+        assert '%s: YAML aliases (*name) expand the ' % (tmp_path / 'hosts.yaml') in message
+
+
+def test_recursive_alias_is_refused():
+    with pytest.raises(dh.DocumentError) as info:
+        dh.load_document('hosts:\n  aws-1: &me {ssh_host: 192.0.2.10, again: *me}\n', 'f.yaml')
+    assert 'f.yaml: the YAML anchor (&name) at line 2 is used by an alias (*name) inside itself' in str(info.value)
+
+
+def test_ordinary_anchors_and_merges_still_work(tmp_path):
+    text = '''
+        defaults: &defaults {ssh_user: root, ssh_key: ~/.ssh/id_cluster, status: ready, tags: &tags [a, b, c]}
+        hosts:
+          aws-1: {<<: *defaults, ssh_host: 192.0.2.10, tags: *tags}
+          aws-2: {<<: *defaults, ssh_host: 192.0.2.11, ssh_user: ubuntu}
+    '''
+    inventory, dummy = parse(write_source(tmp_path, text, strict=True))
+    assert hostvars(inventory, 'aws-1')['ansible_user'] == 'root'
+    assert hostvars(inventory, 'aws-2')['ansible_user'] == 'ubuntu'
+    assert hostvars(inventory, 'aws-1')['ringrift_host_config']['tags'] == ['a', 'b', 'c']
+
+
+# --------------------------------------------------------------------------- hardening: the data file
+
+def test_fifo_as_data_file_fails_instead_of_hanging(tmp_path):
+    import signal  # pylint: disable=import-outside-toplevel
+    os.mkfifo(str(tmp_path / 'fifo.yaml'))  # no writer: a plain open() blocks forever
+
+    def hang(signum, frame):
+        raise AssertionError('parse blocked on the FIFO')
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(10)
+    try:
+        message = parse_error(write_source(tmp_path, path='fifo.yaml'))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert message == '%s: cannot read distributed_hosts file: it is a FIFO (named pipe), not a regular file' % (tmp_path / 'fifo.yaml')
+
+
+def test_device_as_data_file_is_refused(tmp_path):
+    message = parse_error(write_source(tmp_path, path=os.devnull))
+    assert message == '%s: cannot read distributed_hosts file: it is a character device, not a regular file' % os.devnull
+
+
+def test_symlink_to_a_regular_file_is_fine(tmp_path):
+    (tmp_path / 'real.yaml').write_text(textwrap.dedent(MINIMAL))
+    os.symlink(str(tmp_path / 'real.yaml'), str(tmp_path / 'link.yaml'))
+    inventory, dummy = parse(write_source(tmp_path, path='link.yaml', provider_prefixes={'node': 'aws'}))
+    assert sorted(inventory.hosts) == ['node-a', 'node-b']
+
+
+def test_oversized_data_file_is_refused(tmp_path):
+    module = plugin_module(load_plugin())
+    with open(str(tmp_path / 'huge.yaml'), 'wb') as handle:
+        handle.truncate(module.MAX_DATA_BYTES + 1)  # sparse: costs no disk
+    message = parse_error(write_source(tmp_path, path='huge.yaml'))
+    assert message == '%s: cannot read distributed_hosts file: it is %d bytes, more than the limit of %d' % (
+        tmp_path / 'huge.yaml', module.MAX_DATA_BYTES + 1, module.MAX_DATA_BYTES)
+
+
+VAULT_SECRETS_TEXT = MINIMAL + '''
+      node-c:
+        ssh_host: 192.0.2.12
+        api_token: secret-4f1c9e-not-real
+'''
+
+
+def _vault_files(tmp_path):
+    from ansible.parsing.vault import VaultLib, VaultSecret  # pylint: disable=import-outside-toplevel
+    secrets = [('default', VaultSecret(b'not-a-real-vault-password'))]
+    plain = textwrap.dedent(VAULT_SECRETS_TEXT).encode()
+    (tmp_path / 'hosts.yaml').write_bytes(VaultLib(secrets).encrypt(plain))
+    loader = DataLoader()
+    loader.set_vault_secrets(secrets)
+    return plain, loader
+
+
+def _cache_files(directory):
+    found = {}
+    for root, dummy, files in os.walk(str(directory)):
+        for name in files:
+            with open(os.path.join(root, name), 'rb') as handle:
+                found[name] = handle.read()
+    return found
+
+
+def test_vault_encrypted_data_is_never_cached(tmp_path, monkeypatch):
+    plain, loader = _vault_files(tmp_path)
+    source = _cache_source(tmp_path, None)
+    for dummy in range(2):
+        plugin = load_plugin()
+        calls = _counting_loader(monkeypatch, plugin)
+        inventory = InventoryData()
+        plugin.parse(inventory, loader, source, cache=True)
+        plugin.update_cache_if_changed()
+        assert len(calls) == 1  # parsed every time: there is nothing cached to hit
+        assert hostvars(inventory, 'node-c')['ringrift_host_config']['api_token'] == 'secret-4f1c9e-not-real'
+    files = _cache_files(tmp_path / 'cache')
+    assert not any(b'secret-4f1c9e' in content or b'192.0.2.12' in content for content in files.values())
+    assert files == {}
+
+
+def test_cache_entry_with_decrypted_vault_content_from_an_earlier_version_is_removed(tmp_path):
+    import hashlib  # pylint: disable=import-outside-toplevel
+    plain, loader = _vault_files(tmp_path)
+    source = _cache_source(tmp_path, None)
+    plugin = load_plugin()
+    plugin.parse(InventoryData(), loader, source, cache=True)
+    # What versions before this one wrote: the parsed, decrypted document, under a key made from it.
+    data_path = str(tmp_path / 'hosts.yaml')
+    legacy_key = '%s_%s' % (plugin.get_cache_key(source), hashlib.sha256(data_path.encode() + b'\0' + plain).hexdigest()[:20])
+    plugin._cache._plugin.set(legacy_key, dh.load_document(plain, data_path))  # pylint: disable=protected-access
+    assert any(b'secret-4f1c9e' in content for content in _cache_files(tmp_path / 'cache').values())
+    plugin = load_plugin()
+    plugin.parse(InventoryData(), loader, source, cache=True)
+    plugin.update_cache_if_changed()
+    assert not any(b'secret-4f1c9e' in content for content in _cache_files(tmp_path / 'cache').values())
+    assert any('removed the inventory cache entry %s' % legacy_key in w for w in plugin.display.warnings)
+
+
+# --------------------------------------------------------------------------- SSH connection variables, exactly
+
+def _connection_vars(inventory, name):
+    return dict((key, value) for key, value in hostvars(inventory, name).items() if key.startswith('ansible_'))
+
+
+PROXY_VIA_BACKBONE = '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"'
+
+# One host per connection shape: Vast's shared gateway with a high per-instance port, RunPod's mapped
+# port, non-root users (ubuntu, ec2-user, operator), a coordinator on a real address, localhost,
+# and (own fixture) a loopback tunnel port and a host reached through an ssh_proxy jump host.
+SHARED_CONNECTIONS = {
+    'vast-29129529': {'ansible_host': 'ssh6.vast.example', 'ansible_port': 19528, 'ansible_user': 'root',
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+    'vast-29128352': {'ansible_host': 'ssh9.vast.example', 'ansible_port': 18352, 'ansible_user': 'root',
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+    'runpod-h100': {'ansible_host': '192.0.2.65', 'ansible_port': 30755, 'ansible_user': 'root',
+                    'ansible_ssh_private_key_file': '~/.runpod/ssh/RunPod-Key-Go'},
+    'nebius-backbone-1': {'ansible_host': '203.0.113.47', 'ansible_port': 22, 'ansible_user': 'ubuntu',
+                          'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+    # The shared file only says "requires ProxyJump" in a note; without an ssh_proxy key there is no proxy.
+    'nebius-h100-2': {'ansible_host': '10.0.0.8', 'ansible_port': 22, 'ansible_user': 'ubuntu',
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+    'aws-proxy': {'ansible_host': '198.51.100.95', 'ansible_port': 22, 'ansible_user': 'ec2-user',
+                  'ansible_ssh_private_key_file': '~/.ssh/proxy-key.pem'},
+    'mac-studio': {'ansible_host': '198.51.100.7', 'ansible_port': 22, 'ansible_user': 'operator',
+                   'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+    'local-mac': {'ansible_host': 'localhost', 'ansible_port': 22, 'ansible_user': 'operator', 'ansible_connection': 'local'},
+}
+OWN_CONNECTIONS = {
+    'vast-29129529': SHARED_CONNECTIONS['vast-29129529'],
+    'vast-voter-1': {'ansible_host': 'ssh9.vast.example', 'ansible_port': 18352, 'ansible_user': 'root'},
+    'nebius-h100-2': {'ansible_host': '192.0.2.8', 'ansible_port': 22, 'ansible_user': 'ubuntu',
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': PROXY_VIA_BACKBONE},
+    'nebius-backbone-1': SHARED_CONNECTIONS['nebius-backbone-1'],
+    'aws-proxy': SHARED_CONNECTIONS['aws-proxy'],
+    'local-mac': {'ansible_host': 'localhost', 'ansible_port': 22, 'ansible_user': 'operator', 'ansible_connection': 'local'},
+    'tunnel-box': {'ansible_host': '127.0.0.1', 'ansible_port': 2222, 'ansible_user': 'root'},
+    'lambda-gpu-1': {'ansible_host': '203.0.113.90', 'ansible_port': 22, 'ansible_user': 'ubuntu'},
+}
+
+
+@pytest.mark.parametrize('name', sorted(OWN_CONNECTIONS))
+def test_connection_vars_exact_own_fixture(fleet, name):
+    inventory, dummy = fleet
+    assert _connection_vars(inventory, name) == OWN_CONNECTIONS[name]
+
+
+needs_shared_example = pytest.mark.skipif(not os.path.exists(SHARED_EXAMPLE),
+                                          reason='shared example fixture %s absent (not part of this repo)' % SHARED_EXAMPLE)
+
+
+@needs_shared_example
+def test_connection_vars_exact_shared_example(tmp_path):
+    inventory, plugin = parse(write_source(tmp_path, path=SHARED_EXAMPLE, strict=True))
+    for name, expected in SHARED_CONNECTIONS.items():
+        assert _connection_vars(inventory, name) == expected, name
+    assert not plugin.display.warnings
+
+
+@needs_shared_example
+def test_connection_vars_shared_example_with_its_jump_host(tmp_path):
+    # What the note of nebius-h100-2 asks for, written as the key the plugin reads.
+    with open(SHARED_EXAMPLE) as handle:
+        text = handle.read()
+    marker = '    ssh_host: 10.0.0.8\n'
+    assert text.count(marker) == 1
+    (tmp_path / 'hosts.yaml').write_text(text.replace(marker, marker + '    ssh_proxy: nebius-backbone-1\n'))
+    inventory, dummy = parse(write_source(tmp_path, strict=True))
+    assert _connection_vars(inventory, 'nebius-h100-2') == dict(SHARED_CONNECTIONS['nebius-h100-2'],
+                                                                ansible_ssh_common_args=PROXY_VIA_BACKBONE)
+    assert hostvars(inventory, 'nebius-h100-2')['ringrift_ssh_proxy'] == 'nebius-backbone-1'
+
+
+def test_proxy_command_uses_the_proxy_port_user_and_key(tmp_path):
+    text = '''
+        hosts:
+          aws-jump: {ssh_host: 198.51.100.20, ssh_port: 2201, ssh_user: ec2-user, ssh_key: /keys/jump.pem, status: ready}
+          aws-inner: {ssh_host: 10.1.2.3, ssh_port: 2222, ssh_user: ubuntu, ssh_key: ~/.ssh/inner, ssh_proxy: aws-jump}
+          aws-v6: {ssh_host: "2001:db8::5", ssh_proxy: aws-jump}
+    '''
+    inventory, dummy = parse(write_source(tmp_path, text, strict=True))
+    jump = '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 2201 -i /keys/jump.pem ec2-user@198.51.100.20"'
+    assert _connection_vars(inventory, 'aws-inner') == {
+        'ansible_host': '10.1.2.3', 'ansible_port': 2222, 'ansible_user': 'ubuntu', 'ansible_ssh_private_key_file': '~/.ssh/inner',
+        'ansible_ssh_common_args': jump}
+    assert _connection_vars(inventory, 'aws-v6') == {'ansible_host': '2001:db8::5', 'ansible_port': 22, 'ansible_ssh_common_args': jump}
+
+
+SSH = '/usr/bin/ssh'
+
+
+@pytest.mark.skipif(not os.path.exists(SSH), reason='OpenSSH client %s absent' % SSH)
+@pytest.mark.parametrize('target, port', [('10.1.2.3', 2222), ('2001:db8::5', 22), ('inner.example', 22)])
+def test_proxy_command_as_openssh_runs_it(tmp_path, target, port):
+    """Real OpenSSH expands the ProxyCommand (%h, %p, %%) and runs it with $SHELL -c. The proxy's
+    ``ssh`` is a stand-in on PATH that records its arguments, so nothing is contacted."""
+    record = tmp_path / 'argv.json'
+    fake = tmp_path / 'bin' / 'ssh'
+    fake.parent.mkdir()
+    fake.write_text('#!%s\nimport json, sys\njson.dump(sys.argv[1:], open(%r, "w"))\n' % (sys.executable, str(record)))
+    fake.chmod(0o755)
+    (tmp_path / 'home').mkdir()
+    args = dh.proxy_command_args('198.51.100.20', 2201, 'ec2-user', '~/.ssh/my key%1')
+    # What Ansible's ssh connection does with ansible_ssh_common_args, then the outer ssh itself.
+    command = [SSH, '-F', os.devnull, '-o', 'BatchMode=yes', '-o', 'UserKnownHostsFile=' + os.devnull,
+               '-o', 'ConnectTimeout=5'] + shlex.split(args) + ['-p', str(port), 'ubuntu@' + target, 'true']
+    env = dict(os.environ, PATH='%s:%s' % (fake.parent, os.environ.get('PATH', '/usr/bin:/bin')), SHELL='/bin/sh',
+               HOME=str(tmp_path / 'home'))
+    proc = subprocess.run(command, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=20, check=False)
+    assert proc.returncode == 255  # the stand-in answers nothing
+    with open(str(record)) as handle:
+        argv = json.load(handle)
+    assert argv == ['-o', 'BatchMode=yes', '-W', '[%s]:%d' % (target, port), '-p', '2201',
+                    '-i', str(tmp_path / 'home' / '.ssh' / 'my key%1'), 'ec2-user@198.51.100.20']
+
+
+def test_documented_limits_are_the_coded_ones():
+    module = plugin_module(load_plugin())
+    assert 'of at most %d MiB' % (module.MAX_DATA_BYTES >> 20) in module.DOCUMENTATION
+    assert 'may add at most %d nodes' % dh.MAX_ALIAS_NODES in module.DOCUMENTATION
+    assert 'Known statuses (case-insensitive): %s;' % ', '.join('V(%s)' % s for s in dh.KNOWN_STATUSES) in \
+        ' '.join(module.DOCUMENTATION.split())

@@ -67,7 +67,8 @@ SERVICE_MANAGERS = ("systemd", "supervisor", "none")
 # Keys of a stamp that describe the node; converged_at is only when it was last written.
 CONTENT_KEYS = ("format", "fingerprint", "files", "python", "listener", "gpu")
 LISTENER_KEYS = ("port", "bind_address", "node_id", "cmdline_regex", "check_port_in_cmdline",
-                 "health_path", "health_timeout", "service_name", "service_manager", "log_path", "start_grace", "service_dir")
+                 "health_path", "health_timeout", "service_name", "service_manager", "log_path", "start_grace", "service_dir",
+                 "python", "script")
 GPU_KEYS = ("executable", "expected_count", "expected_model", "timeout", "check_torch", "python", "fail_on_mismatch")
 _IMPORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 

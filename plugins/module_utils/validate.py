@@ -23,7 +23,8 @@ KINDS = {
     # Host names / node ids: no leading '-' or '.', so never an option or a path step.
     "node_id": (r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", "a name of letters, digits, '.', '_' and '-' not starting with '.' or '-'"),
     # A DNS name, IPv4 or (bracketless) IPv6 address; never starts with '-'.
-    "host": (r"[A-Za-z0-9_:](?:[A-Za-z0-9._:%-]{0,252})", "a host name or IP address (no spaces, not starting with '-')"),
+    # No '%' (an IPv6 zone): systemd and supervisor would expand it in a command line.
+    "host": (r"[A-Za-z0-9_:](?:[A-Za-z0-9._:-]{0,252})", "a host name or IP address (no spaces, not starting with '-')"),
     "port": (r"[1-9][0-9]{0,4}", "an integer 1..65535"),
     "user": (r"[a-z_][a-z0-9_.-]{0,31}\$?", "a user name"),
     # Absolute path or ~/..., no spaces, quotes, '%', '$', or newlines.

@@ -208,8 +208,9 @@ def test_write_is_idempotent_and_the_node_verifies_converged(tmp_path, daemon):
     assert first["changed"] is True
     assert first["path"] == node.path
     stamp = first["stamp"]
-    assert stamp["fingerprint"] == "sha256:test"
-    assert stamp["format"] == 1
+    # Stored only as an HMAC under the node's key: never the value itself.
+    assert stamp["fingerprint"].startswith("hmac-sha256:")
+    assert stamp["format"] == 2
     assert list(stamp["files"]) == [node.managed]
     assert stamp["files"][node.managed]["exists"] is True
     assert stamp["files"][node.managed]["mode"] == "0600"
@@ -300,7 +301,7 @@ def test_check_mode_and_diff_write_nothing(tmp_path, daemon):
     rc, result = run_module(tmp_path, STAMP, node.write_args(), check=True, diff=True)
     assert rc == 0, result
     assert result["changed"] is True
-    assert result["stamp"]["fingerprint"] == "sha256:test"
+    assert result["stamp"]["fingerprint"].startswith("hmac-sha256:")
     assert not os.path.exists(os.path.dirname(node.path))
     assert node.info()["reasons"] == ["no converge stamp at %s (not converged by site.yml yet)" % node.path]
 

@@ -37,7 +37,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Lines like C(slack: HTTP 404) or C(webhook: no HTTP answer (connection refused, DNS or TLS failure, or over 10 s)).
+  description: "Lines like C(slack: HTTP 404) or C(webhook: no HTTP answer (connection refused, DNS or TLS failure or over 10 s))."
   type: list
   elements: str
 """

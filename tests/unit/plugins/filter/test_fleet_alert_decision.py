@@ -23,8 +23,9 @@ send_errors = fse_mod.FilterModule().filters()["fleet_alert_send_errors"]
 VOTERS = ["nebius-1", "nebius-2", "vultr-1"]
 
 
-def report(diagnoses, voters=VOTERS, generated_at="2026-11-28T12:00:00Z"):
+def report(diagnoses, voters=None, generated_at="2026-11-28T12:00:00Z"):
     """A real report (build_report) from host name -> diagnosis."""
+    voters = VOTERS if voters is None else voters
     records = []
     for name, diagnosis in diagnoses.items():
         result = {"diagnosis": diagnosis}

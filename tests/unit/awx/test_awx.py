@@ -104,7 +104,8 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_ansible_runner_audit_puts_the_report_in_the_artifacts_and_alerts(tmp_path, monkeypatch):
+def run_audit(tmp_path, monkeypatch, host_vars=""):
+    """audit.yml through ansible_runner.run, alerting to a loopback receiver: (run, artifacts, bodies, token, port)."""
     ansible_runner = pytest.importorskip("ansible_runner")
     monkeypatch.delenv("RINGRIFT_REPORT_DIR", raising=False)
     monkeypatch.setenv("ANSIBLE_CONFIG", os.path.join(REPO, "ansible.cfg"))
@@ -115,8 +116,8 @@ def test_ansible_runner_audit_puts_the_report_in_the_artifacts_and_alerts(tmp_pa
     port = free_port()
     (tmp_path / "inventory").mkdir()
     (tmp_path / "inventory" / "hosts").write_text(
-        "[p2p_enabled]\nlocalhost ansible_connection=local ansible_python_interpreter=%s ringrift_p2p_port=%d\n"
-        % (sys.executable, port))
+        "[p2p_enabled]\nlocalhost ansible_connection=local ansible_python_interpreter=%s ringrift_p2p_port=%d %s\n"
+        % (sys.executable, port, host_vars))
     try:
         run = ansible_runner.run(
             private_data_dir=str(tmp_path), project_dir=REPO, playbook="playbooks/audit.yml", ident="job1",
@@ -127,6 +128,15 @@ def test_ansible_runner_audit_puts_the_report_in_the_artifacts_and_alerts(tmp_pa
         receiver.shutdown()
         receiver.server_close()
     artifacts = tmp_path / "artifacts" / "job1"
+    for root, _dirs, files in os.walk(str(artifacts)):
+        for name in files:
+            with open(os.path.join(root, name), errors="replace") as handle:
+                assert token not in handle.read(), "webhook URL leaked into %s" % os.path.join(root, name)
+    return run, artifacts, receiver.bodies, port
+
+
+def test_ansible_runner_audit_puts_the_report_in_the_artifacts_and_alerts(tmp_path, monkeypatch):
+    run, artifacts, bodies, port = run_audit(tmp_path, monkeypatch)
     stdout = (artifacts / "stdout").read_text()
     assert run.rc == 0, stdout
 
@@ -142,13 +152,19 @@ def test_ansible_runner_audit_puts_the_report_in_the_artifacts_and_alerts(tmp_pa
     published = stats[0]["event_data"]["artifact_data"]["ringrift_fleet_report"]
     assert published["summary"]["total"] == 1 and published["json_path"] == reports[0]
 
-    assert [b["event"] for b in receiver.bodies] == ["degraded"]
-    assert receiver.bodies[0]["conditions"] == ["healthy_share_low"]
-    assert receiver.bodies[0]["nodes_by_diagnosis"] == {host["diagnosis"]: ["localhost"]}
-    for root, _dirs, files in os.walk(str(artifacts)):
-        for name in files:
-            with open(os.path.join(root, name), errors="replace") as handle:
-                assert token not in handle.read(), "webhook URL leaked into %s" % os.path.join(root, name)
+    assert [b["event"] for b in bodies] == ["degraded"]
+    assert bodies[0]["conditions"] == ["healthy_share_low"]
+    assert bodies[0]["nodes_by_diagnosis"] == {host["diagnosis"]: ["localhost"]}
+
+
+def test_audit_alerts_on_the_run_that_loses_quorum_and_still_fails(tmp_path, monkeypatch):
+    # The quorum check fails every host; a play after it would never run.
+    run, artifacts, bodies, dummy = run_audit(tmp_path, monkeypatch, "ringrift_p2p_voters='[\"localhost\"]'")
+    stdout = (artifacts / "stdout").read_text()
+    assert run.rc != 0 and "Voter quorum lost" in stdout, stdout
+    assert [b["event"] for b in bodies] == ["degraded"]
+    assert bodies[0]["conditions"] == ["quorum_lost", "healthy_share_low"]
+    assert bodies[0]["quorum"]["down_voters"] == ["localhost"]
 
 
 def test_awx_inventory_source_reads_the_file_named_by_the_environment(tmp_path):

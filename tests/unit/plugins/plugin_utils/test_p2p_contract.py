@@ -131,3 +131,12 @@ def test_no_role_still_declares_a_replaced_setting():
             with open(path) as handle:
                 declared = set((yaml.safe_load(handle) or {}).keys())
             assert not declared & set(LEGACY), (role, declared & set(LEGACY))
+
+
+def test_contract_of_another_host_reads_its_host_variables():
+    from ansible_collections.ringrift.cluster.plugins.filter.p2p_contract_of import p2p_contract_of
+    hostvars = {"voter-2": {"ringrift_p2p_port": 8779, "ansible_host": "203.0.113.7", "ringrift_host_config": {"x": 1}}}
+    other = p2p_contract_of("voter-2", hostvars)
+    assert (other["port"], other["node_id"], other["advertise_host"]) == (8779, "voter-2", "203.0.113.7")
+    with pytest.raises(AnsibleFilterError, match="not in the inventory"):
+        p2p_contract_of("voter-9", hostvars)

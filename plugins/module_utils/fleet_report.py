@@ -60,6 +60,7 @@ _ROOT_CAUSE_TEXT = {
     "never_started": "Daemon never started (no unit, no log)",
     "not_listening": "Nothing listens on the P2P port",
     "wrong_owner": "Another program holds the P2P port",
+    "port_shared": "Another program shares the P2P port with the daemon (SO_REUSEPORT) and answers part of its traffic",
     "unmanaged": "A stray copy started by hand holds the port; the managed one cannot bind",
     "owner_unknown": "A socket listens but its owner cannot be seen (run with become)",
     "health_failed": "Port is held by the daemon but /health does not answer 2xx",
@@ -201,7 +202,7 @@ def _fix_for(record):
         return "deps"
     return {
         "never_started": "converge", "not_listening": "converge", "crashed": "converge",
-        "unmanaged": "service", "health_failed": "verify", "wrong_owner": "wrong_owner",
+        "unmanaged": "service", "health_failed": "verify", "wrong_owner": "wrong_owner", "port_shared": "wrong_owner",
         "owner_unknown": "become", "unreachable": "unreachable", "starting": "wait",
     }.get(d)
 

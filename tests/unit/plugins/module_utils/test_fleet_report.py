@@ -572,6 +572,15 @@ def test_starting_is_counted_apart_and_only_re_audited():
     assert (row[2], row[3], row[-1]) == ("starting", "free", "starting (wait)")
 
 
+def test_port_shared_has_its_cause_and_the_owner_command():
+    """A second program on the daemon's port (SO_REUSEPORT) is named, and the fix shows who it is."""
+    r = build([rec("vast-1", "port_shared"), rec("vast-2", "healthy")], [], generated_at=GENERATED_AT)
+    assert r["root_causes"]["port_shared"]["description"].startswith("Another program shares the P2P port")
+    by_fix = dict((x["fix"], x) for x in r["recommendations"])
+    assert by_fix["wrong_owner"]["hosts"] == ["vast-1"]
+    assert r["summary"]["healthy"] == 1
+
+
 def test_an_unknown_future_diagnosis_still_shows():
     r = build([fr.host_record("a", {}, {"diagnosis": "hibernating"})], [], generated_at=GENERATED_AT)
     assert r["summary"]["by_diagnosis"]["hibernating"] == 1

@@ -68,13 +68,13 @@ options:
         younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
         V(starting) rather than V(not_listening) or V(crashed).
       - A young run that follows a run which died with an error, and has not yet lived as long as that one,
-        is a crash loop: V(crashed).
+        is a crash loop and V(crashed).
     type: float
     default: 180
   service_dir:
     description:
       - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
-        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import): the daemon was started
+        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import); the daemon was started
         without C(PYTHONPATH), no package is missing.
     type: path
   gpu:

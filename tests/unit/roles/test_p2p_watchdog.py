@@ -86,7 +86,7 @@ def test_failures_count_up_to_the_threshold_then_restart():
     config = settings(failures=3)
     current = state()
     actions = []
-    for _ in range(3):
+    for dummy in range(3):
         action, current, message = wd.decide(current, 42, OLD, False, "no answer within 5s", NOW, config)
         actions.append(action)
     assert actions == ["failure", "failure", "restart"]
@@ -437,14 +437,20 @@ def _log(config):
         return handle.read().splitlines()
 
 
+def _hung(host, port, path, timeout):
+    return False, "no answer within 5s"
+
+
+def _old(pid):
+    return OLD
+
+
 def test_check_once_restarts_after_consecutive_failures_and_then_cools_down(tmp_path):
     config = settings(str(tmp_path), failures=2, cooldown=300)
     manager = FakeManager(100)
-    hung = lambda host, port, path, timeout: (False, "no answer within 5s")  # noqa: E731
-    old = lambda pid: OLD  # noqa: E731
 
-    assert wd.check_once(config, NOW, manager, hung, old) == "failure"
-    assert wd.check_once(config, NOW + 30, manager, hung, old) == "restart"
+    assert wd.check_once(config, NOW, manager, _hung, _old) == "failure"
+    assert wd.check_once(config, NOW + 30, manager, _hung, _old) == "restart"
     assert ["systemctl", "restart", "ringrift-p2p.service"] in manager.calls
     lines = _log(config)
     assert lines[-2].split(": ", 1)[1].startswith("restart: pid 100 failed /health")
@@ -454,11 +460,11 @@ def test_check_once_restarts_after_consecutive_failures_and_then_cools_down(tmp_
 
     # The new daemon hangs too, right away: counted, but held back by the cool-down.
     restarts = manager.calls.count(["systemctl", "restart", "ringrift-p2p.service"])
-    assert wd.check_once(config, NOW + 60, manager, hung, old) == "failure"
-    assert wd.check_once(config, NOW + 90, manager, hung, old) == "cooldown"
+    assert wd.check_once(config, NOW + 60, manager, _hung, _old) == "failure"
+    assert wd.check_once(config, NOW + 90, manager, _hung, _old) == "cooldown"
     assert manager.calls.count(["systemctl", "restart", "ringrift-p2p.service"]) == restarts
     # After the cool-down, the next failure restarts.
-    assert wd.check_once(config, NOW + 30 + 301, manager, hung, old) == "restart"
+    assert wd.check_once(config, NOW + 30 + 301, manager, _hung, _old) == "restart"
 
 
 def test_check_once_leaves_a_young_daemon_alone(tmp_path):
@@ -478,6 +484,22 @@ def test_check_once_logs_a_failed_restart(tmp_path):
     assert _log(config)[-1].endswith("restart FAILED (rc 7): pid 100 -> 100: ringrift-p2p: ERROR (spawn error)")
     # The cool-down holds after a failed restart as well: no restart storm.
     assert wd.load_state(config["state_file"])["last_restart"] == NOW
+
+
+def test_the_restart_is_recorded_before_it_runs(tmp_path):
+    # A watchdog killed during a long restart (the manager waiting out its stop timeout)
+    # must still find the cool-down on its next start.
+    config = settings(str(tmp_path), failures=1)
+    seen = []
+
+    class Recording(FakeManager):
+        def __call__(self, argv, timeout):
+            if "restart" in argv:
+                seen.append(wd.load_state(config["state_file"]))
+            return FakeManager.__call__(self, argv, timeout)
+
+    assert wd.check_once(config, NOW, Recording(100), _hung, _old) == "restart"
+    assert seen == [state(100, 0, NOW)]
 
 
 def test_check_once_does_not_probe_without_a_main_pid(tmp_path):

@@ -555,7 +555,6 @@ ROLE_PLAY = """
 @pytest.mark.parametrize("bad, words", [
     ({"p2p_watchdog_failures": 0}, "p2p_watchdog_failures '0' must be a whole number, at least 1"),
     ({"p2p_watchdog_probe_timeout": 30}, "p2p_watchdog_probe_timeout 30 must be shorter than p2p_watchdog_interval 30"),
-    ({"ringrift_p2p_port": 99999}, "p2p_watchdog_port '99999' (ringrift_p2p_port) must be an integer 1..65535"),
     ({"p2p_watchdog_log_file": "/var/log/ring rift.log"}, "p2p_watchdog_log_file '/var/log/ring rift.log' must be an absolute path"),
     ({"p2p_watchdog_name": "ringrift-p2p"}, "p2p_watchdog_name 'ringrift-p2p' must differ"),
 ])
@@ -565,6 +564,16 @@ def test_role_refuses_bad_settings_before_writing_anything(tmp_path, bad, words)
     assert proc.returncode != 0, out
     assert "p2p_watchdog on localhost: invalid settings, nothing written" in out
     assert words in out, out
+    assert "Read the name of PID 1" not in out, "the role went on after a failed check"
+
+
+def test_role_refuses_a_bad_contract_value_before_writing_anything(tmp_path):
+    """The daemon's own settings (port, ...) are the contract's, validated there for every role."""
+    proc = _playbook(tmp_path, ROLE_PLAY, {"ringrift_p2p_port": 99999})
+    out = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode != 0, out
+    assert "localhost: invalid daemon settings, nothing written" in out
+    assert "ringrift_p2p_port '99999' must be an integer 1..65535" in out, out
     assert "Read the name of PID 1" not in out, "the role went on after a failed check"
 
 
@@ -584,19 +593,24 @@ def test_role_settings_template_is_what_the_script_reads(tmp_path):
     body = """
 - hosts: all
   gather_facts: false
-  vars_files: [%s]
+  vars_files: [%s, %s]
   vars:
     p2p_watchdog__manager: supervisor
+  roles:
+    - role: ringrift.cluster.p2p_contract
+      p2p_contract_expand_home: false
   tasks:
     - name: Render the settings the role writes
       ansible.builtin.copy:
         content: "{{ lookup('ansible.builtin.template', '%s') }}"
         dest: %s
         mode: "0600"
-""" % (os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "templates", "watchdog.json.j2"), dest)
+""" % (os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml"),
+       os.path.join(ROLE, "templates", "watchdog.json.j2"), dest)
     proc = _playbook(tmp_path, body, {"ringrift_p2p_port": 8790, "p2p_watchdog_probe_timeout": 2.5})
     assert proc.returncode == 0, proc.stdout.decode("utf-8", "replace")
     config = wd.load_config(str(dest))
     assert config == settings(
-        port=8790, manager="supervisor", probe_timeout=2.5, log_file="/var/log/ringrift/watchdog.log",
+        # The start grace is the contract's (ringrift_p2p_start_grace, 180 s by default).
+        port=8790, manager="supervisor", probe_timeout=2.5, start_grace=180, log_file="/var/log/ringrift/watchdog.log",
         state_file="/var/lib/ringrift/watchdog-state.json")

@@ -113,6 +113,26 @@ CLUSTER_STATUS = ("python3 -c \"import json, urllib.request; "
                   "print(urllib.request.urlopen('http://127.0.0.1:8770/api/cluster/status', timeout=20).read().decode())\"")
 
 
+def test_audit_under_ansible_runner_lands_in_the_artifacts(fleet, converged, tmp_path, monkeypatch):
+    """The way AWX runs it: ansible-runner, a private data directory, the fleet's inventory source."""
+    import ansible_runner
+    monkeypatch.delenv("RINGRIFT_REPORT_DIR", raising=False)
+    monkeypatch.setenv("ANSIBLE_CONFIG", os.path.join(REPO, "ansible.cfg"))
+    monkeypatch.setenv("PATH", os.path.dirname(PY) + os.pathsep + os.environ["PATH"])
+    run = ansible_runner.run(private_data_dir=str(tmp_path), project_dir=REPO, playbook="playbooks/audit.yml",
+                             inventory=os.path.join(WORK, "demo.distributed_hosts.yml"), ident="audit1",
+                             quiet=True, timeout=600)
+    artifacts = tmp_path / "artifacts" / "audit1"
+    assert run.rc == 0, (artifacts / "stdout").read_text()[-4000:]
+    reports = sorted((artifacts / "reports").glob("fleet-audit-*.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert sorted(h["name"] for h in report["hosts"]) == sorted(n["name"] for n in fleet["nodes"])
+    assert [h["diagnosis"] for h in report["hosts"]] == ["healthy", "healthy"], report["hosts"]
+    published = [e for e in run.events if e.get("event") == "playbook_on_stats"][0]["event_data"]["artifact_data"]
+    assert published["ringrift_fleet_report"]["quorum"]["ok"] is True
+
+
 def test_daemon_reads_the_deployed_fleet_file(fleet, converged):
     """The very file the inventory read is in the daemon's tree, and the daemon took its voters from it."""
     with open(os.path.join(WORK, "distributed_hosts.yaml")) as handle:

@@ -139,13 +139,13 @@ options:
         younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
         V(starting) rather than V(not_listening) or V(crashed).
       - A young run that follows a run which died with an error, and has not yet lived as long as that one,
-        is a crash loop: V(crashed).
+        is a crash loop, V(crashed).
     type: float
     default: 180
   service_dir:
     description:
       - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
-        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import): the daemon was started
+        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import); the daemon was started
         without C(PYTHONPATH), no package is missing.
     type: path
   timeout:
@@ -433,7 +433,7 @@ error_kind:
   description:
     - Kind of RV(last_error) (C(missing_module), C(checkout_import), C(missing_dependencies), C(node_id_missing),
       C(address_in_use), C(exception)).
-    - V(checkout_import) is a missing module that is part of the checkout in O(service_dir): fix C(PYTHONPATH),
+    - V(checkout_import) is a missing module that is part of the checkout in O(service_dir); fix C(PYTHONPATH),
       not the packages.
   returned: always
   type: str

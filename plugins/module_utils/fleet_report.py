@@ -19,6 +19,7 @@ import calendar
 import datetime
 import json
 import os
+import re
 import shlex
 import tempfile
 import time
@@ -74,6 +75,32 @@ _ROOT_CAUSE_TEXT = {
     UNSUPPORTED_OS: "Operating system the collection cannot manage (not Linux: no /proc, systemd or supervisor, "
                     "such as macOS); left out of site.yml and of the healthy share, nothing to repair",
 }
+
+
+# OpenSSH refusing a host key (the inventory gives every connection StrictHostKeyChecking=accept-new,
+# so a key it refuses is one that differs from the key recorded on first use).
+_HOST_KEY_CHANGED_RE = re.compile(r"Host key for (\S+) has changed")
+HOST_KEY_CHANGED = "host_key_changed"
+HOST_KEY_REJECTED = "host_key_rejected"
+
+
+def ssh_host_key_failure(msg):
+    """``(error_kind, one line for people)`` when an unreachable host's SSH error is a refused host key, else None.
+
+    The raw message starts with OpenSSH's banner of ``@`` signs, so cut to one line it would show nothing useful.
+    """
+    text = str(msg or "")
+    changed = _HOST_KEY_CHANGED_RE.search(text)
+    if changed or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        where = changed.group(1) if changed else None
+        remove = ("ssh-keygen -R '%s' -f ~/.ssh/ringrift_known_hosts" % where) if where else "ssh-keygen -R"
+        return HOST_KEY_CHANGED, (
+            "SSH host key of %s differs from the one recorded in the fleet's known-hosts file (the inventory's "
+            "known_hosts_file): if the instance was replaced, remove the old key (%s) and connect again; "
+            "otherwise someone else answers at that address" % (where or "the host", remove))
+    if "Host key verification failed" in text:
+        return HOST_KEY_REJECTED, "SSH refused the host key (Host key verification failed): " + (_one_line(text) or "")
+    return None
 
 
 def is_checkout_import(record):
@@ -145,6 +172,14 @@ def host_record(name, facts, result):
     if facts.get("ringrift_gpu_count"):
         expected_gpu = "%sx %s" % (facts.get("ringrift_gpu_count"), facts.get("ringrift_gpu_model") or "GPU")
     service = result.get("service") or {}
+    error_kind, last_error = result.get("error_kind"), result.get("last_error")
+    if not last_error and (module_failed or not reachable) and diagnosis == "unreachable":
+        # A refused host key says what to do; the raw message is a banner of @ signs.
+        key_failure = ssh_host_key_failure(result.get("msg"))
+        if key_failure:
+            error_kind, last_error = key_failure
+        else:
+            last_error = _one_line(result.get("msg"))
     record = {
         "name": name,
         "provider": facts.get("ringrift_provider") or "unknown",
@@ -153,9 +188,8 @@ def host_record(name, facts, result):
         "diagnosis": diagnosis,
         "alive": diagnosis in ALIVE,
         "missing_module": result.get("missing_module"),
-        "error_kind": result.get("error_kind"),
-        "last_error": result.get("last_error") or (
-            _one_line(result.get("msg")) if module_failed or not reachable else None),
+        "error_kind": error_kind,
+        "last_error": last_error,
         "listening": bool(result.get("listening")),
         "pid": result.get("pid"),
         "port": result.get("port") or facts.get("ringrift_p2p_port") or 8770,

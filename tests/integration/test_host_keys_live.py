@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
+import json
 import os
 import re
 import signal
@@ -35,6 +36,10 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.path.join(REPO, 'collections') not in sys.path:  # as tests/unit/conftest.py does, for a run of this file alone
+    sys.path.insert(0, os.path.join(REPO, 'collections'))
+
+from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report  # noqa: E402
 BIN = os.path.dirname(sys.executable)
 SSHD = '/usr/sbin/sshd'
 SSH = '/usr/bin/ssh'
@@ -216,5 +221,10 @@ def test_first_use_is_recorded_and_a_changed_key_fails_only_that_host(fleet):
     assert 'Connection closed' in inner, inner
     # The other node in the same run is untouched.
     assert lines['aws-two'].startswith('aws-two | SUCCESS'), proc.stdout
+    # The fleet report turns OpenSSH's banner into what to do, naming the address and the file.
+    result = json.JSONDecoder().raw_decode(one.split('=>', 1)[1].strip())[0]
+    record = fleet_report.host_record('aws-one', {'ringrift_provider': 'aws'}, result)
+    assert (record['diagnosis'], record['error_kind']) == ('unreachable', 'host_key_changed')
+    assert "ssh-keygen -R '[127.0.0.1]:%d' -f ~/.ssh/ringrift_known_hosts" % fleet['ports']['one'] in record['last_error']
     # The changed key was not written over the recorded one.
     assert open(fleet['known_hosts']).read() == before

@@ -1001,3 +1001,43 @@ def test_markdown_and_junit_show_unsupported_os(mixed_report):
     assert case.find("failure") is None
     assert case.find("skipped").get("message") == "unsupported_os: " + MAC_REASON
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("4", "1", "1")
+
+
+# --------------------------------------------------------------------------- refused SSH host keys
+
+# What Ansible 2.19 registers when OpenSSH refuses a changed host key (accept-new, key recorded before).
+HOST_KEY_CHANGED_MSG = (
+    'Task failed: Data could not be sent to remote host "127.0.0.1". Make sure this host can be reached over ssh: '
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n'
+    '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n'
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n'
+    'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r\n'
+    'Someone could be eavesdropping on you right now (man-in-the-middle attack)!\r\n'
+    'It is also possible that a host key has just been changed.\r\n'
+    'Please contact your system administrator.\r\n'
+    'Add correct host key in /root/.ssh/ringrift_known_hosts to get rid of this message.\r\n'
+    'Offending ED25519 key in /root/.ssh/ringrift_known_hosts:1\r\n'
+    'Host key for [203.0.113.7]:40022 has changed and you have requested strict checking.\r\n'
+    'Host key verification failed.')
+
+
+def test_unreachable_on_a_changed_host_key_says_what_to_do():
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "changed": False, "msg": HOST_KEY_CHANGED_MSG})
+    assert (r["diagnosis"], r["reachable"], r["error_kind"]) == ("unreachable", False, "host_key_changed")
+    assert r["last_error"] == (
+        "SSH host key of [203.0.113.7]:40022 differs from the one recorded in the fleet's known-hosts file (the "
+        "inventory's known_hosts_file): if the instance was replaced, remove the old key (ssh-keygen -R "
+        "'[203.0.113.7]:40022' -f ~/.ssh/ringrift_known_hosts) and connect again; otherwise someone else answers "
+        "at that address")
+
+
+def test_unreachable_on_a_refused_host_key_without_the_changed_line():
+    msg = "Failed to connect to the host via ssh: Host key verification failed."
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "msg": msg})
+    assert r["error_kind"] == "host_key_rejected"
+    assert r["last_error"] == "SSH refused the host key (Host key verification failed): " + msg
+
+
+def test_other_ssh_failures_keep_their_message():
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "msg": "ssh: connect to host x port 22: No route"})
+    assert (r["error_kind"], r["last_error"]) == (None, "ssh: connect to host x port 22: No route")

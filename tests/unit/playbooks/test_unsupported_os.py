@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """site.yml and audit.yml with a host the collection cannot manage (a Mac), through the inventory plugin.
 
-Both hosts are ``local-*`` on a loopback address, so the plugin gives them ``ansible_connection:
-local``: nothing is contacted. site.yml is only listed (``--list-hosts``: which play targets which
-host), never run; audit.yml runs for real, read-only, on this machine for the Linux host.
+Both hosts are ``local-*`` on a loopback address. The Linux one gets ``ansible_connection: local``;
+the Mac gets SSH to a loopback port where nothing listens, so a play that contacted it would
+fail there (unreachable) instead of touching this machine. site.yml is listed (``--list-hosts``)
+and run limited to the Mac, where only its controller-side message may run; audit.yml runs for
+real, read-only, on this machine for the Linux host.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -50,18 +52,19 @@ def fleet(tmp_path):
             status: ready
           local-mac:
             ssh_host: 127.0.0.1
+            ssh_port: %d
             ringrift_path: ~/Development/RingRift/ai-service
             gpu: M3 Max/Ultra (MPS)
             p2p_enabled: true
             status: ready
-    ''' % (tmp_path, free_port())))
+    ''' % (tmp_path, free_port(), free_port())))
     source = tmp_path / 'test.distributed_hosts.yml'
     source.write_text('plugin: ringrift.cluster.distributed_hosts\npath: hosts.yaml\n')
     return str(source)
 
 
 def playbook(tmp_path, source, name, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_TIMEOUT='5',
                ANSIBLE_LOCAL_TEMP=str(tmp_path / 'ansible-tmp'), RINGRIFT_REPORT_DIR=str(tmp_path / 'reports'),
                PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
     cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', source, os.path.join(REPO, 'playbooks', name),

@@ -23,6 +23,7 @@ import threading
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 VOTERS = ["nebius-1", "nebius-2", "vultr-1"]
@@ -92,7 +93,7 @@ def write_report(tmp, diagnoses, name):
     records = [fleet_report.host_record(n, {"ringrift_provider": n.split("-")[0], "ringrift_is_voter": n in VOTERS},
                                         {"diagnosis": d, "missing_module": "psutil" if d == "crashed" else None})
                for n, d in diagnoses.items()]
-    report = fleet_report.build_report(records, VOTERS, generated_at="2026-11-28T12:00:00Z")
+    report = fleet_report.build_report(records, quorum.status(records, VOTERS), generated_at="2026-11-28T12:00:00Z")
     path = tmp / name
     path.write_text(json.dumps(report))
     return path
@@ -132,7 +133,7 @@ def test_loss_then_no_change_then_recovery(setup):
     slack = sent["slack"][1]["text"]
     assert slack.startswith("RingRift fleet DEGRADED: voter quorum lost\n2 of 4 nodes healthy (50%); voter quorum LOST")
     assert "- crashed (1): nebius-2" in slack and "- never_started (1): vultr-1" in slack
-    assert "`ansible-playbook playbooks/site.yml --tags deps --limit nebius-2`" in slack
+    assert "`ansible-playbook ringrift.cluster.site --tags deps --limit nebius-2`" in slack
     assert sent["discord"][1]["content"] == slack
     hook = sent["webhook"][1]
     assert hook["event"] == "degraded" and hook["conditions"] == ["quorum_lost"] and hook["quorum"]["ok"] is False

@@ -16,6 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_decision as fad_mod
 from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_send_errors as fse_mod
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 decide = fad_mod.FilterModule().filters()["fleet_alert_decision"]
 send_errors = fse_mod.FilterModule().filters()["fleet_alert_send_errors"]
@@ -33,7 +34,7 @@ def report(diagnoses, voters=None, generated_at="2026-11-28T12:00:00Z"):
             result["missing_module"] = "psutil"
         records.append(fleet_report.host_record(
             name, {"ringrift_provider": name.split("-")[0], "ringrift_is_voter": name in voters}, result))
-    return fleet_report.build_report(records, voters, generated_at=generated_at)
+    return fleet_report.build_report(records, quorum.status(records, voters), generated_at=generated_at)
 
 
 HEALTHY = {"nebius-1": "healthy", "nebius-2": "healthy", "vultr-1": "busy", "vast-1": "healthy"}
@@ -55,11 +56,11 @@ def test_quorum_loss_without_state_alerts_with_summary_nodes_and_commands():
     assert d["summary_line"] == ("2 of 4 nodes healthy (50%); voter quorum LOST: 1 of 3 voters alive, 2 required"
                                  " (down: nebius-2, vultr-1)")
     assert d["nodes_by_diagnosis"] == {"never_started": ["vultr-1"], "crashed": ["nebius-2"]}
-    assert "ansible-playbook playbooks/site.yml --tags deps --limit nebius-2" in d["commands"]
-    assert "ansible-playbook playbooks/site.yml --limit vultr-1" in d["commands"]
+    assert "ansible-playbook ringrift.cluster.site --tags deps --limit nebius-2" in d["commands"]
+    assert "ansible-playbook ringrift.cluster.site --limit vultr-1" in d["commands"]
     slack = d["payloads"]["slack"]["text"]
     assert slack.startswith("RingRift fleet DEGRADED: voter quorum lost\n")
-    assert "- crashed (1): nebius-2" in slack and "`ansible-playbook playbooks/site.yml --limit vultr-1`" in slack
+    assert "- crashed (1): nebius-2" in slack and "`ansible-playbook ringrift.cluster.site --limit vultr-1`" in slack
     assert d["payloads"]["discord"]["content"] == slack
     assert d["payloads"]["discord"]["allowed_mentions"] == {"parse": []}
     hook = d["payloads"]["webhook"]

@@ -173,6 +173,13 @@ missing_module:
   returned: always
   type: str
   sample: psutil
+error_kind:
+  description:
+    - Kind of RV(last_error), as RV(ringrift.cluster.p2p_listener#module:error_kind) (C(missing_module), C(checkout_import),
+      C(missing_dependencies), C(node_id_missing), C(address_in_use), C(exception)); null when none.
+  returned: always
+  type: str
+  sample: missing_module
 last_error:
   description: Last error line found in the daemon's log.
   returned: always

@@ -43,18 +43,36 @@ description:
     pattern to O(nvidia_gpu_patterns) if it is an NVIDIA model."
   - "V(role_<role>) and V(status_<status>) for each C(role) and C(status) value, characters outside C([A-Za-z0-9_])
     replaced by C(_)."
-  - The fixed groups (providers, V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters), V(p2p_enabled))
+  - The fixed groups (providers, V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters), V(p2p_enabled),
+    V(unsupported_os))
     always exist, possibly empty, so plays targeting them never fail to match.
   - "Connection variables: C(ansible_host) (C(ssh_host)), C(ansible_port) (C(ssh_port), default 22), C(ansible_user)
-    (C(ssh_user)), C(ansible_ssh_private_key_file) (C(ssh_key)). A host with C(ssh_proxy: <other host>) gets
-    C(ansible_ssh_common_args) with C(-o ProxyCommand=\"ssh -o BatchMode=yes -W '[%h]:%p' -p PORT -i KEY USER@HOST\")
-    built from the other host's address, port, user and key (ProxyJump cannot carry a key). C([%h]:%p) also works for
-    an IPv6 target; C(BatchMode=yes) makes the jump fail instead of waiting for a password, passphrase or host-key
-    answer that Ansible never sees (so the jump's private key must load without a prompt - unencrypted or in
-    ssh-agent - and its host key must be in C(known_hosts) or accepted by your SSH configuration). Chained proxies
-    are refused.
-    A host of provider V(local) whose C(ssh_host) is loopback and whose SSH port is 22 gets C(ansible_connection: local);
-    a loopback address with another port is taken to be an SSH tunnel and keeps SSH."
+    (C(ssh_user)), C(ansible_ssh_private_key_file) (C(ssh_key)), and C(ansible_ssh_common_args) for every host reached
+    over SSH: C(-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=FILE) with FILE from O(known_hosts_file)."
+  - "Host keys are trusted on first use: the first connection to a host records its key in O(known_hosts_file)
+    (the fleet's own file, default C(~/.ssh/ringrift_known_hosts)); from then on a different key makes OpenSSH refuse
+    the connection (C(Host key verification failed)), so that host alone is unreachable and the run names it. After
+    replacing an instance on purpose, remove its old key, for example
+    C(ssh-keygen -R '[ssh6.vast.example]:19528' -f ~/.ssh/ringrift_known_hosts). OpenSSH keeps the first value of an option,
+    so C(host_key_checking = False) (C(ANSIBLE_HOST_KEY_CHECKING=False)), which makes Ansible put
+    C(-o StrictHostKeyChecking=no) ahead of these, switches the check off: leave it unset."
+  - "A host with C(ssh_proxy: <other host>) gets, after those options, C(-o ProxyCommand=\"ssh -o BatchMode=yes
+    -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=FILE -W '[%h]:%p' -p PORT -i KEY USER@HOST\")
+    built from the other host's address, port, user and key (ProxyJump cannot carry a key): the jump host's key is
+    checked the same way, in the same file. C([%h]:%p) also works for
+    an IPv6 target; C(BatchMode=yes) makes the jump fail instead of waiting for a password or passphrase
+    that Ansible never sees (so the jump's private key must load without a prompt - unencrypted or in
+    ssh-agent). Chained proxies are refused.
+    A host of provider V(local) whose C(ssh_host) is loopback and whose SSH port is 22 gets C(ansible_connection: local)
+    (and no SSH options); a loopback address with another port is taken to be an SSH tunnel and keeps SSH."
+  - "V(unsupported_os): hosts the collection cannot manage (it reads C(/proc) and runs the daemon under systemd or
+    supervisor, so Linux only). The host's own C(os) key decides when present (V(linux), V(ubuntu), V(debian), ... are
+    Linux; V(darwin), V(macos), V(mac), V(osx), V(windows), V(freebsd), V(openbsd) are not; any other value is a
+    problem naming the field); without it a C(gpu) naming an Apple GPU (C(MPS), C(Apple), C(M3 Max)) or a
+    C(ringrift_path) or venv under C(/Users/) means macOS, and every other host is taken to be Linux.
+    C(ringrift_os_family) is the family (V(linux), V(darwin), ...) and C(ringrift_unsupported_os) the reason, or null.
+    C(playbooks/site.yml) leaves these hosts out of the converge with that reason; the audit reports them as
+    C(unsupported_os) without connecting to them. Set C(os: linux) on a host this guesses wrong."
   - "Derived variables, all prefixed C(ringrift_) (the contract in docs/architecture.md): C(ringrift_provider)
     (provider, or V(unknown)), C(ringrift_containerized), C(ringrift_path) (the C(ringrift_path) key, null if absent),
     C(ringrift_venv_path) (C(source X/bin/activate) gives X; C(\":\") or absent gives null), C(ringrift_gpu_count)
@@ -62,7 +80,8 @@ description:
     without GPU; other accelerators are counted too), C(ringrift_gpu_vram_gb), C(ringrift_nvidia_gpu),
     C(ringrift_is_voter), C(ringrift_p2p_voters) (the voter list), C(ringrift_p2p_enabled), C(ringrift_p2p_port)
     (C(p2p_port), default 8770), C(ringrift_advertise_host), C(ringrift_p2p_peers), C(ringrift_role),
-    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null), C(ringrift_host_config)
+    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null), C(ringrift_os_family) and
+    C(ringrift_unsupported_os) (see V(unsupported_os)), C(ringrift_host_config)
     (every raw key of the host's entry) and C(ringrift_fleet_file) (the absolute path of the file read, which
     C(ringrift.cluster.p2p_daemon) deploys into the daemon's tree)."
   - "C(ringrift_advertise_host) is C(tailscale_ip) when O(prefer_tailscale) is set and the host has one, else
@@ -172,6 +191,15 @@ options:
     type: list
     elements: str
     default: ['^ssh\d*\.vast\.']
+  known_hosts_file:
+    description:
+      - The fleet's own known-hosts file, in which every SSH connection of the fleet (jump hosts included) records a
+        host's key the first time and checks it every time after (OpenSSH C(StrictHostKeyChecking=accept-new)).
+      - Absolute or C(~/...) (OpenSSH expands C(~)), without spaces, quotes, C(%) or C($). Its directory must exist
+        and be writable (C(~/.ssh) usually is); OpenSSH creates the file.
+    type: str
+    default: ~/.ssh/ringrift_known_hosts
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -227,7 +255,7 @@ from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts
 _SOURCE_SUFFIXES = ('distributed_hosts.yml', 'distributed_hosts.yaml')
 _MODEL_OPTIONS = (
     'provider_prefixes', 'container_providers', 'include_statuses', 'exclude_statuses',
-    'prefer_tailscale', 'nvidia_gpu_patterns', 'ssh_gateway_patterns',
+    'prefer_tailscale', 'nvidia_gpu_patterns', 'ssh_gateway_patterns', 'known_hosts_file',
 )
 # The real file is about 10 KiB; anything this large is not a fleet description.
 MAX_DATA_BYTES = 16 * 1024 * 1024

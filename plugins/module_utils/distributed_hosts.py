@@ -41,6 +41,9 @@ else:
 
 
 DEFAULT_SSH_PORT = 22
+# Every SSH connection to the fleet (and through its jump hosts) trusts a host key on first use
+# and records it here, the fleet's own file: a key that changes later fails that host's connection.
+DEFAULT_KNOWN_HOSTS_FILE = '~/.ssh/ringrift_known_hosts'
 DEFAULT_P2P_PORT = 8770
 
 KNOWN_PROVIDERS = ('vast', 'runpod', 'vultr', 'nebius', 'hetzner', 'aws', 'local')
@@ -67,7 +70,9 @@ GROUP_CONTAINERIZED = 'containerized'
 GROUP_VM_OR_METAL = 'vm_or_metal'
 GROUP_P2P_VOTERS = 'p2p_voters'
 GROUP_P2P_ENABLED = 'p2p_enabled'
-FIXED_GROUPS = (GROUP_P2P_VOTERS, GROUP_P2P_ENABLED, GROUP_GPU, GROUP_CPU_ONLY, GROUP_CONTAINERIZED, GROUP_VM_OR_METAL)
+GROUP_UNSUPPORTED_OS = 'unsupported_os'
+FIXED_GROUPS = (GROUP_P2P_VOTERS, GROUP_P2P_ENABLED, GROUP_GPU, GROUP_CPU_ONLY, GROUP_CONTAINERIZED, GROUP_VM_OR_METAL,
+                GROUP_UNSUPPORTED_OS)
 # Group names a provider must not take: its hosts would land in a group with another meaning.
 RESERVED_GROUPS = FIXED_GROUPS + ('all', 'ungrouped', UNKNOWN_PROVIDER_GROUP)
 RESERVED_GROUP_PREFIXES = ('role_', 'status_')
@@ -92,11 +97,28 @@ _NON_NVIDIA_RE = re.compile(
 )
 _NVIDIA_MODEL_RE = re.compile(r'\b(?:G[HB]\d{3}|[ABHLTVPK]\d{1,4}[A-Z]{0,3})\b')
 
+# Operating systems. The collection manages Linux only: it reads /proc and runs the daemon under
+# systemd or supervisor. An explicit ``os`` key names the family (case-insensitive); without one
+# a host is taken to be Linux unless its entry shows macOS (an Apple GPU, a path under /Users/).
+OS_LINUX = 'linux'
+OS_DARWIN = 'darwin'
+SUPPORTED_OS_FAMILIES = (OS_LINUX,)
+_OS_FAMILIES = {
+    'linux': OS_LINUX, 'ubuntu': OS_LINUX, 'debian': OS_LINUX, 'centos': OS_LINUX, 'rhel': OS_LINUX,
+    'rocky': OS_LINUX, 'almalinux': OS_LINUX, 'fedora': OS_LINUX, 'amazon': OS_LINUX, 'amzn': OS_LINUX,
+    'darwin': OS_DARWIN, 'macos': OS_DARWIN, 'mac': OS_DARWIN, 'osx': OS_DARWIN,
+    'windows': 'windows', 'freebsd': 'freebsd', 'openbsd': 'openbsd',
+}
+# Apple silicon / Metal: "M3 Max/Ultra (MPS)", "Apple M2", "M1 Pro". Checked only on values that are not NVIDIA.
+_APPLE_GPU_RE = re.compile(r'\bMPS\b|\bApple\b|\bM[1-9]\d?\s*(?:Pro|Max|Ultra)\b', re.I)
+# Home directories of macOS; a node's own paths (ringrift_path, the venv), not the controller's ssh_key.
+_MACOS_HOME_PREFIX = '/Users/'
+
 _LOOPBACK_NAMES = ('localhost', 'localhost.localdomain', 'ip6-localhost', 'ip6-loopback')
 
 _STR_FIELDS = (
     'ssh_host', 'ssh_user', 'ssh_key', 'ssh_proxy', 'ringrift_path', 'venv_activate', 'role', 'status',
-    'provider', 'p2p_public_host', 'public_ip', 'tailscale_ip',
+    'provider', 'p2p_public_host', 'public_ip', 'tailscale_ip', 'os',
 )
 # Values passed on to connection variables, ProxyCommand, peer URLs and role defaults:
 # field -> kind of plugins/module_utils/validate.py. An empty string still means "absent".
@@ -196,6 +218,37 @@ def venv_path(value):
     return None, False
 
 
+def os_family(entry, gpu_kind=None):
+    """The OS family of a host entry and, when the collection cannot manage it, why.
+
+    Returns ``(family, reason)``; ``reason`` is None for a Linux host. An explicit ``os`` key
+    wins (``ubuntu`` is ``linux``, ``macos`` is ``darwin``, see ``_OS_FAMILIES``); without one an
+    Apple GPU (``M3 Max/Ultra (MPS)``) or a node path under ``/Users/`` (``ringrift_path``, the venv
+    of ``venv_activate``) means macOS, and anything else is taken to be Linux. ``gpu_kind`` is
+    :func:`classify_gpu`'s kind: an NVIDIA GPU is never Apple's.
+    """
+    explicit = entry.get('os')
+    if isinstance(explicit, str) and explicit.strip():
+        family = _OS_FAMILIES.get(explicit.strip().lower(), explicit.strip().lower())
+        evidence = 'os "%s"' % explicit
+    else:
+        family, evidence = OS_LINUX, None
+        gpu = entry.get('gpu')
+        venv, dummy = venv_path(entry.get('venv_activate'))
+        if gpu_kind != 'nvidia' and isinstance(gpu, str) and _APPLE_GPU_RE.search(gpu):
+            family, evidence = OS_DARWIN, 'gpu "%s" is an Apple GPU' % gpu
+        else:
+            for field, path in (('ringrift_path', entry.get('ringrift_path')), ('venv_activate', venv)):
+                if isinstance(path, str) and path.startswith(_MACOS_HOME_PREFIX):
+                    family, evidence = OS_DARWIN, '%s "%s" is under %s' % (field, path, _MACOS_HOME_PREFIX)
+                    break
+    if family in SUPPORTED_OS_FAMILIES:
+        return family, None
+    name = 'macOS' if family == OS_DARWIN else family
+    return family, ('%s (%s): the collection manages Linux nodes only (it reads /proc and runs the daemon '
+                    'under systemd or supervisor)' % (name, evidence))
+
+
 def peer_url(address, port):
     """``http://<address>:<port>``, with IPv6 literals bracketed."""
     if ':' in address and not address.startswith('['):
@@ -203,11 +256,34 @@ def peer_url(address, port):
     return 'http://%s:%d' % (address, port)
 
 
-def proxy_command_args(address, port, user=None, key=None):
+def host_key_options(known_hosts_file):
+    """ssh options for trust on first use into ``known_hosts_file`` (OpenSSH's ``accept-new``).
+
+    An unknown host's key is accepted and recorded; a recorded key that no longer matches makes
+    ssh refuse the connection ("Host key verification failed"), so only that host fails.
+    """
+    return ['-o', 'StrictHostKeyChecking=accept-new', '-o', 'UserKnownHostsFile=' + known_hosts_file]
+
+
+def ssh_common_args(known_hosts_file, proxy=None):
+    """The ``ansible_ssh_common_args`` of a fleet host reached over SSH.
+
+    ``proxy``: ``(address, port, user, key)`` of its ``ssh_proxy`` jump host, or None. The host key
+    options come first (OpenSSH keeps the first value of an option) and the jump's own ssh gets
+    the same ones, so every connection of the fleet uses one policy and one known-hosts file.
+    """
+    args = ' '.join(host_key_options(known_hosts_file))
+    if proxy is not None:
+        address, port, user, key = proxy
+        args += ' ' + proxy_command_args(address, port, user, key, known_hosts_file=known_hosts_file)
+    return args
+
+
+def proxy_command_args(address, port, user=None, key=None, known_hosts_file=None):
     """Return an ``ansible_ssh_common_args`` value that tunnels through a jump host.
 
     ProxyJump cannot carry the jump host's key, so this is
-    ``-o ProxyCommand="ssh -o BatchMode=yes -W '[%h]:%p' -p PORT -i KEY USER@HOST"``.
+    ``-o ProxyCommand="ssh -o BatchMode=yes [HOST KEY OPTIONS] -W '[%h]:%p' -p PORT -i KEY USER@HOST"``.
     Ansible splits the value with shlex (the double quotes); ssh expands the ``%`` tokens
     (a literal ``%`` in a word is doubled) and runs the command through ``$SHELL -c``
     (each word shell-quoted, a leading ``~/`` left for the shell to expand).
@@ -217,14 +293,19 @@ def proxy_command_args(address, port, user=None, key=None):
     ``[10.0.0.8]:22`` and ``[name]:22`` all work; single-quoted so that the shell does not
     read the brackets as a glob. ``BatchMode=yes``: the inner ssh talks to the terminal,
     not to Ansible, so a password, passphrase or host-key prompt would hang the run;
-    it fails instead.
+    it fails instead. ``known_hosts_file``: the jump host's key is trusted on first use into
+    that file (:func:`host_key_options`); ssh expands its ``~`` itself, whatever the shell does.
     """
-    words = ['ssh', '-o', 'BatchMode=yes', '-W', "'[%h]:%p'", '-p', str(port)]
+    head = ['ssh', '-o', 'BatchMode=yes']
+    if known_hosts_file:
+        options = host_key_options(known_hosts_file)
+        head.extend(options[:-1] + ['UserKnownHostsFile=' + _shell_word(known_hosts_file, tilde=True)])
+    words = ['-p', str(port)]
     if key:
         words.extend(['-i', _shell_word(key, tilde=True)])
     target = '%s@%s' % (user, address) if user else str(address)
     words.append(_shell_word(target))
-    inner = ' '.join(words[:5]) + ' ' + ' '.join(_percent(w) for w in words[5:])
+    inner = ' '.join(_percent(w) for w in head) + " -W '[%h]:%p' " + ' '.join(_percent(w) for w in words)
     inner = inner.replace('\\', '\\\\').replace('"', '\\"')
     return '-o ProxyCommand="%s"' % inner
 
@@ -518,6 +599,7 @@ def default_options():
         'prefer_tailscale': False,
         'nvidia_gpu_patterns': [],
         'ssh_gateway_patterns': list(DEFAULT_SSH_GATEWAY_PATTERNS),
+        'known_hosts_file': DEFAULT_KNOWN_HOSTS_FILE,
     }
 
 
@@ -570,6 +652,9 @@ class _Builder(object):
         self.prefer_tailscale = bool(opts['prefer_tailscale'])
         self.nvidia_patterns = [re.compile(p, re.I) for p in (opts['nvidia_gpu_patterns'] or ())]
         self.gateway_patterns = [re.compile(p, re.I) for p in (opts['ssh_gateway_patterns'] or ())]
+        self.known_hosts_file = opts['known_hosts_file']
+        if not isinstance(self.known_hosts_file, str) or not is_valid('path', self.known_hosts_file):
+            raise OptionError('known_hosts_file: %s' % value_problem('path', self.known_hosts_file, 'known_hosts_file'))
         self.problems = []
         self.warnings = []
         self._grouped_warnings = {}
@@ -662,6 +747,11 @@ class _Builder(object):
             if field not in bad and isinstance(value, str) and value != '' and not is_valid(kind, value):
                 self.problem(name, field, value_problem(kind, value, 'value'))
                 bad.add(field)
+        system = entry.get('os')
+        if 'os' not in bad and isinstance(system, str) and system.strip() and system.strip().lower() not in _OS_FAMILIES:
+            self.problem(name, 'os', 'unknown operating system "%s": one of %s (case-insensitive)'
+                         % (system, ', '.join(sorted(_OS_FAMILIES))))
+            bad.add('os')
         activate = entry.get('venv_activate')
         if 'venv_activate' not in bad and isinstance(activate, str):
             venv, dummy = venv_path(activate)
@@ -852,10 +942,12 @@ class _Builder(object):
         if name in proxies:
             target = proxies[name]
             proxy_entry = entries[target]
-            host_vars['ansible_ssh_common_args'] = proxy_command_args(
-                facts[target]['ssh_host'], facts[target]['ssh_port'], proxy_entry.get('ssh_user'), proxy_entry.get('ssh_key'))
+            host_vars['ansible_ssh_common_args'] = ssh_common_args(self.known_hosts_file, proxy=(
+                facts[target]['ssh_host'], facts[target]['ssh_port'], proxy_entry.get('ssh_user'), proxy_entry.get('ssh_key')))
         elif provider == 'local' and is_loopback(fact['ssh_host']) and fact['ssh_port'] == DEFAULT_SSH_PORT:
             host_vars['ansible_connection'] = 'local'
+        else:
+            host_vars['ansible_ssh_common_args'] = ssh_common_args(self.known_hosts_file)
 
         count, model, kind = classify_gpu(entry.get('gpu'), self.nvidia_patterns)
         if kind == 'unknown':
@@ -893,6 +985,7 @@ class _Builder(object):
         host_vars['ringrift_status'] = status
         host_vars['ringrift_ssh_proxy'] = proxies.get(name)
         host_vars['ringrift_host_config'] = entry
+        host_vars['ringrift_os_family'], host_vars['ringrift_unsupported_os'] = os_family(entry, kind)
 
         host_groups = [UNKNOWN_PROVIDER_GROUP if provider == UNKNOWN_PROVIDER else safe_group_name(provider)]
         host_groups.append(GROUP_CONTAINERIZED if fact['containerized'] else GROUP_VM_OR_METAL)
@@ -908,6 +1001,8 @@ class _Builder(object):
             host_groups.append('role_' + _GROUP_UNSAFE_RE.sub('_', role))
         if status:
             host_groups.append('status_' + _GROUP_UNSAFE_RE.sub('_', status))
+        if host_vars['ringrift_unsupported_os']:
+            host_groups.append(GROUP_UNSUPPORTED_OS)
         return host_vars, host_groups
 
 

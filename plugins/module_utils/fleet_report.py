@@ -19,6 +19,7 @@ import calendar
 import datetime
 import json
 import os
+import re
 import shlex
 import tempfile
 import time
@@ -26,16 +27,20 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # `starting`: alive under its service manager, inside its start grace period, not yet
 # listening. p2p_proc defines it; listed here as well so the report knows it whichever
 # of the two changes lands first (never twice).
 _LISTENER_DIAGNOSES = tuple(p2p_proc.DIAGNOSES) + tuple(d for d in ("starting",) if d not in p2p_proc.DIAGNOSES)
 
-# Every diagnosis a host record may carry: the listener's own, plus the one only
-# the controller can make (the node did not answer at all).
-DIAGNOSES = _LISTENER_DIAGNOSES + ("unreachable",)
+# The node is not one the collection can manage (not Linux: no /proc, systemd or supervisor, such as
+# macOS): node_audit says so on the node, the inventory (group unsupported_os) before connecting.
+UNSUPPORTED_OS = "unsupported_os"
+
+# Every diagnosis a host record may carry: the listener's own, unsupported_os, plus the one
+# only the controller can make (the node did not answer at all).
+DIAGNOSES = _LISTENER_DIAGNOSES + (UNSUPPORTED_OS, "unreachable")
 
 # The daemon answers in both: `busy` is the real daemon's `healthy: false`
 # ("too busy for new jobs"), which is alive and counts for quorum.
@@ -68,7 +73,35 @@ _ROOT_CAUSE_TEXT = {
     "busy": "Alive but reports itself too busy for new jobs (disk, memory or load)",
     "starting": "Daemon is starting: alive under its service manager, within its start grace period, "
                 "not listening yet (not a fault: wait and audit again)",
+    UNSUPPORTED_OS: "Operating system the collection cannot manage (not Linux: no /proc, systemd or supervisor, "
+                    "such as macOS); left out of site.yml and of the healthy share, nothing to repair",
 }
+
+
+# OpenSSH refusing a host key (the inventory gives every connection StrictHostKeyChecking=accept-new,
+# so a key it refuses is one that differs from the key recorded on first use).
+_HOST_KEY_CHANGED_RE = re.compile(r"Host key for (\S+) has changed")
+HOST_KEY_CHANGED = "host_key_changed"
+HOST_KEY_REJECTED = "host_key_rejected"
+
+
+def ssh_host_key_failure(msg):
+    """``(error_kind, one line for people)`` when an unreachable host's SSH error is a refused host key, else None.
+
+    The raw message starts with OpenSSH's banner of ``@`` signs, so cut to one line it would show nothing useful.
+    """
+    text = str(msg or "")
+    changed = _HOST_KEY_CHANGED_RE.search(text)
+    if changed or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        where = changed.group(1) if changed else None
+        remove = ("ssh-keygen -R '%s' -f ~/.ssh/ringrift_known_hosts" % where) if where else "ssh-keygen -R"
+        return HOST_KEY_CHANGED, (
+            "SSH host key of %s differs from the one recorded in the fleet's known-hosts file (the inventory's "
+            "known_hosts_file): if the instance was replaced, remove the old key (%s) and connect again; "
+            "otherwise someone else answers at that address" % (where or "the host", remove))
+    if "Host key verification failed" in text:
+        return HOST_KEY_REJECTED, "SSH refused the host key (Host key verification failed): " + (_one_line(text) or "")
+    return None
 
 
 def is_checkout_import(record):
@@ -117,7 +150,18 @@ def host_record(name, facts, result):
     result = result or {}
     reachable = not result.get("unreachable") and bool(result)
     module_failed = reachable and result.get("failed") and not result.get("diagnosis")
-    if module_failed:
+    # The inventory knows the OS (ringrift_unsupported_os): audit.yml skips the node, nothing ran there.
+    inventory_reason = facts.get("ringrift_unsupported_os")
+    not_run = not result or (result.get("skipped") and not result.get("diagnosis"))
+    unsupported_reason = None
+    if result.get("diagnosis") == UNSUPPORTED_OS:
+        diagnosis = UNSUPPORTED_OS
+        unsupported_reason = result.get("unsupported_reason") or _one_line(result.get("msg"))
+    elif inventory_reason and not_run:
+        diagnosis = UNSUPPORTED_OS
+        unsupported_reason = str(inventory_reason)
+        reachable = False
+    elif module_failed:
         # The module itself failed to run (e.g. no python): not a daemon finding.
         diagnosis = "unreachable"
     elif reachable:
@@ -129,6 +173,14 @@ def host_record(name, facts, result):
     if facts.get("ringrift_gpu_count"):
         expected_gpu = "%sx %s" % (facts.get("ringrift_gpu_count"), facts.get("ringrift_gpu_model") or "GPU")
     service = result.get("service") or {}
+    error_kind, last_error = result.get("error_kind"), result.get("last_error")
+    if not last_error and (module_failed or not reachable) and diagnosis == "unreachable":
+        # A refused host key says what to do; the raw message is a banner of @ signs.
+        key_failure = ssh_host_key_failure(result.get("msg"))
+        if key_failure:
+            error_kind, last_error = key_failure
+        else:
+            last_error = _one_line(result.get("msg"))
     record = {
         "name": name,
         "provider": facts.get("ringrift_provider") or "unknown",
@@ -137,9 +189,8 @@ def host_record(name, facts, result):
         "diagnosis": diagnosis,
         "alive": diagnosis in ALIVE,
         "missing_module": result.get("missing_module"),
-        "error_kind": result.get("error_kind"),
-        "last_error": result.get("last_error") or (
-            _one_line(result.get("msg")) if module_failed or not reachable else None),
+        "error_kind": error_kind,
+        "last_error": last_error,
         "listening": bool(result.get("listening")),
         "pid": result.get("pid"),
         "port": result.get("port") or facts.get("ringrift_p2p_port") or 8770,
@@ -150,6 +201,7 @@ def host_record(name, facts, result):
         "gpu_diagnosis": gpu.get("diagnosis") if isinstance(gpu, dict) else None,
         "health": result.get("health"),
         "last_converged_at": result.get("last_converged_at"),
+        "unsupported_reason": unsupported_reason,
     }
     return record
 
@@ -244,14 +296,19 @@ def build_report(records, quorum, kind="audit", generated_at=None, inventory_sou
     generated_at = generated_at or datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z"
     records = sorted(records, key=lambda r: (r["provider"], r["name"]))
     providers = {}
+    managed_by_provider = {}
     for r in records:
         p = providers.setdefault(r["provider"], {"total": 0, "healthy": 0, "rate": 0.0, "hosts": []})
         p["total"] += 1
         p["hosts"].append(r["name"])
+        if r["diagnosis"] != UNSUPPORTED_OS:
+            managed_by_provider[r["provider"]] = managed_by_provider.get(r["provider"], 0) + 1
         if r["alive"]:
             p["healthy"] += 1
-    for p in providers.values():
-        p["rate"] = round(p["healthy"] / p["total"], 3) if p["total"] else 0.0
+    for name, p in providers.items():
+        # Hosts the collection cannot manage cannot be made healthy: not in the rate.
+        managed_here = managed_by_provider.get(name, 0)
+        p["rate"] = round(p["healthy"] / managed_here, 3) if managed_here else 0.0
     counts = dict((d, 0) for d in DIAGNOSES)
     root_causes = {}
     for r in records:
@@ -263,12 +320,16 @@ def build_report(records, quorum, kind="audit", generated_at=None, inventory_sou
         })
         cause["count"] += 1
         cause["hosts"].append(r["name"])
+        if r["diagnosis"] == UNSUPPORTED_OS:
+            cause.setdefault("reasons", {})[r["name"]] = r.get("unsupported_reason") or "unknown"
         if is_checkout_import(r):
             cause.setdefault("checkout_imports", {}).setdefault(r.get("missing_module") or "?", []).append(r["name"])
         elif r.get("missing_module"):
             cause.setdefault("missing_modules", {}).setdefault(r["missing_module"], []).append(r["name"])
     alive = sum(1 for r in records if r["alive"])
-    share = float(alive) / len(records) if records else 0.0
+    unsupported = counts.get(UNSUPPORTED_OS, 0)
+    managed = len(records) - unsupported
+    share = float(alive) / managed if managed else 0.0
     report = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -283,6 +344,8 @@ def build_report(records, quorum, kind="audit", generated_at=None, inventory_sou
             "not_started": sum(1 for r in records if r["diagnosis"] in ("never_started", "not_listening")),
             "starting": sum(1 for r in records if r["diagnosis"] in WAITING),
             "unreachable": counts.get("unreachable", 0),
+            "unsupported_os": unsupported,
+            "managed": managed,
             "by_diagnosis": counts,
             "min_healthy_share": floor,
             # 0 is off. Compared with the unrounded share, not the 3-decimal `rate`.
@@ -399,10 +462,13 @@ def render_markdown(report):
             lines += _render_dry_run(report["dry_run"])
         return "\n".join(lines).rstrip() + "\n"
     lines += [
-        "- **%d of %d** P2P nodes healthy (%.0f%%)." % (s["healthy"], s["total"], 100.0 * s["rate"]),
+        "- **%d of %d** P2P nodes healthy (%.0f%%)." % (s["healthy"], s.get("managed", s["total"]), 100.0 * s["rate"]),
         "- %d crashed on missing Python dependencies; %d never started or not listening; %d unreachable."
         % (s["crashed_missing_deps"], s["not_started"], s["unreachable"]),
     ]
+    if s.get("unsupported_os"):
+        lines.append("- %d on an operating system the collection cannot manage (not Linux, such as macOS): left out of "
+                     "the converge and of the count above." % s["unsupported_os"])
     if s.get("crashed_checkout_import"):
         lines.append("- %d crashed importing their own checkout (working directory or PYTHONPATH wrong, not a "
                      "missing dependency)." % s["crashed_checkout_import"])
@@ -441,8 +507,10 @@ def render_markdown(report):
             else:
                 running = "no" if seen else "?"
             port = "listening" if r["listening"] else ("free" if seen else "?")
-            # No stamp on a node the audit reached: site.yml never converged it.
+            # No stamp on a node the audit reached: site.yml never converged it (nor ever will, unsupported).
             converged = r.get("last_converged_at") or ("never" if seen else "?")
+            if r["diagnosis"] == UNSUPPORTED_OS:
+                running, port, converged = "not managed", "?", "not managed"
             lines.append("| %s%s | %s | %s | %s | %s | %s | %s |" % (
                 _cell(r["name"]), " (voter)" if r["voter"] else "", _cell(r.get("gpu") or r.get("gpu_expected")),
                 running, port, _cell(r.get("last_error")), _cell(converged), _status_cell(r)))
@@ -482,6 +550,8 @@ def render_markdown(report):
         for module, hosts in sorted(cause.get("missing_modules", {}).items()):
             lines.append("  - %s on %s" % (md_code("ModuleNotFoundError: No module named '%s'" % module),
                                            ", ".join(md_text(h) for h in hosts)))
+        for host in cause["hosts"] if "reasons" in cause else ():
+            lines.append("  - %s: %s" % (md_text(host), md_text(cause["reasons"].get(host) or "unknown")))
         for module, hosts in sorted(cause.get("checkout_imports", {}).items()):
             lines.append("  - %s on %s: %s is part of the daemon's own checkout, so the daemon runs with the wrong "
                          "working directory or PYTHONPATH (not a missing dependency)"
@@ -501,7 +571,8 @@ def _status_cell(r):
         return "crashed (checkout module %s not importable: PYTHONPATH)" % md_code(r.get("missing_module") or "?", in_table=True)
     if d == "crashed" and r.get("missing_module"):
         return "crashed (missing %s)" % md_code(r["missing_module"], in_table=True)
-    return {"healthy": "healthy", "busy": "busy (alive)", "starting": "starting (wait)"}.get(d, "**%s**" % _cell(d))
+    return {"healthy": "healthy", "busy": "busy (alive)", "starting": "starting (wait)",
+            UNSUPPORTED_OS: "unsupported OS (not managed)"}.get(d, "**%s**" % _cell(d))
 
 
 def _render_dry_run(dry_run):
@@ -536,7 +607,8 @@ def _xml_text(value):
 def _junit_detail(record, fix_by_host):
     lines = ["diagnosis: %s" % record["diagnosis"],
              "cause: %s" % _ROOT_CAUSE_TEXT.get(record["diagnosis"], record["diagnosis"])]
-    for key in ("last_error", "missing_module", "error_kind", "service_manager", "service_state", "gpu_diagnosis"):
+    for key in ("last_error", "unsupported_reason", "missing_module", "error_kind", "service_manager", "service_state",
+                "gpu_diagnosis"):
         if record.get(key):
             lines.append("%s: %s" % (key, record[key]))
     fix = fix_by_host.get(record["name"])
@@ -548,7 +620,8 @@ def _junit_detail(record, fix_by_host):
 def render_junit(report):
     """JUnit XML: one test suite per provider, one test case per node.
 
-    Alive nodes pass; ``starting`` is skipped (not decided yet); every other
+    Alive nodes pass; ``starting`` (not decided yet) and ``unsupported_os`` (nothing the
+    collection can decide) are skipped; every other
     diagnosis is a failure whose ``type`` is the diagnosis and whose ``message``
     is the last error or the cause.
     """
@@ -571,8 +644,8 @@ def render_junit(report):
             counts["tests"] += 1
             if r["alive"]:
                 continue
-            message = r.get("last_error") or _ROOT_CAUSE_TEXT.get(r["diagnosis"], r["diagnosis"])
-            if r["diagnosis"] in WAITING:
+            message = r.get("last_error") or r.get("unsupported_reason") or _ROOT_CAUSE_TEXT.get(r["diagnosis"], r["diagnosis"])
+            if r["diagnosis"] in WAITING or r["diagnosis"] == UNSUPPORTED_OS:
                 counts["skipped"] += 1
                 child = ET.SubElement(case, "skipped", message=_xml_text("%s: %s" % (r["diagnosis"], message)))
             else:

@@ -21,6 +21,7 @@ Public API (reused by ``p2p_listener``, ``node_audit`` and roles):
 * :func:`diagnose_log` - last error of a daemon log (tracebacks, missing modules, ...)
 * :func:`check_health` - plain HTTP GET of the daemon's health endpoint
 * :func:`inspect` - the complete ``p2p_listener`` result for one node
+* :func:`unsupported_os` - why a node is not one this module can read (no Linux ``/proc``)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +34,7 @@ import ipaddress
 import json
 import math
 import os
+import platform
 import pwd
 import re
 import shlex
@@ -584,6 +586,25 @@ def detect_service_manager(proc_root="/proc"):
     if comm.startswith("supervisord") or _which("supervisorctl"):
         return "supervisor"
     return "none"
+
+
+def unsupported_os(proc_root="/proc", system=None):
+    """Why this node is not one the collection can manage, or None when it is.
+
+    Everything here reads the socket table in ``<proc_root>/net/tcp`` / ``tcp6`` and the
+    daemon runs under systemd or supervisor: Linux only. On another system (macOS has no
+    ``/proc``) an audit would find no socket and call the daemon ``never_started``.
+    ``system`` is ``platform.system()`` (default: this machine's), given in tests.
+    """
+    system = platform.system() if system is None else system
+    if system != "Linux":
+        return ("%s: the collection manages Linux nodes only (it reads /proc and runs the daemon under "
+                "systemd or supervisor)" % (system or "an unknown operating system"))
+    tables = [os.path.join(proc_root, "net", name) for name in ("tcp", "tcp6")]
+    if not any(os.path.exists(path) for path in tables):
+        return ("no %s or %s: without /proc no socket can be traced to its process (is /proc mounted?)"
+                % tuple(tables))
+    return None
 
 
 def _parse_pid_text(text):
@@ -1142,6 +1163,11 @@ def _empty_result(params):
         "warnings": [],
         "msg": "",
     }
+
+
+def blank_result(port, state="listening"):
+    """A result with every key of :func:`inspect` and nothing found yet (diagnosis None)."""
+    return _empty_result({"port": port, "state": state})
 
 
 def _running_as_root():

@@ -17,6 +17,9 @@ description:
   - Collects the registered C(ringrift.cluster.node_audit) result of every host of the play (unreachable
     hosts included, when the audit task used C(ignore_unreachable)), with the inventory's C(ringrift_*)
     facts, and aggregates them per provider, per root cause and for the voter quorum.
+  - A host the inventory marks C(unsupported_os) (C(ringrift_unsupported_os)) whose audit task was skipped or
+    produced nothing is reported as C(unsupported_os) with that reason, not as unreachable; it is counted apart
+    and left out of the healthy share.
   - Writes C(fleet-audit-<UTC timestamp>.json) and C(.md) (or C(dry-run-...) for O(kind=dry_run)) under
     O(report_dir) on the controller, and with O(extra_formats) JUnit XML and Prometheus metrics next to them.
     The JSON schema and both extra formats are documented in C(docs/report-schema.md).
@@ -163,8 +166,9 @@ summary:
   description: Fleet-wide counts.
   returned: always
   type: dict
-  sample: {"total": 26, "healthy": 6, "rate": 0.231, "crashed_missing_deps": 2, "crashed_checkout_import": 0,
-           "not_started": 18, "starting": 0, "unreachable": 0, "min_healthy_share": 0.0, "healthy_share_ok": true}
+  sample: {"total": 26, "managed": 26, "healthy": 6, "rate": 0.231, "crashed_missing_deps": 2, "crashed_checkout_import": 0,
+           "not_started": 18, "starting": 0, "unreachable": 0, "unsupported_os": 0, "min_healthy_share": 0.0,
+           "healthy_share_ok": true}
 quorum:
   description: Voter quorum.
   returned: always

@@ -19,6 +19,9 @@ description:
     report shows next to it, the service manager's view of the unit or program and a GPU summary from C(nvidia-smi).
   - One call per host keeps an audit of the whole fleet at about one round of module calls.
   - Never fails because of what it finds; the findings are in RV(diagnosis). Read-only.
+  - On a node the collection cannot manage (not Linux, such as macOS, or no C(/proc/net/tcp) or C(tcp6)) it looks
+    no further and returns RV(diagnosis=unsupported_os) with the reason in RV(unsupported_reason), never
+    C(never_started), because without C(/proc) no socket can be traced to its process.
 options:
   port:
     description: TCP port of the P2P daemon.
@@ -135,11 +138,17 @@ EXAMPLES = r"""
 RETURN = r"""
 diagnosis:
   description:
-    - C(healthy), C(busy), C(not_listening), C(never_started), C(crashed), C(wrong_owner), C(unmanaged),
+    - C(healthy), C(busy), C(starting), C(not_listening), C(never_started), C(crashed), C(wrong_owner), C(unmanaged),
       C(owner_unknown), C(health_failed) or C(port_shared), as defined by C(ringrift.cluster.p2p_listener).
+    - C(unsupported_os) on a node the collection cannot manage (see RV(unsupported_reason)); nothing else was inspected.
   returned: always
   type: str
   sample: crashed
+unsupported_reason:
+  description: "Why the node is C(unsupported_os), such as C(Darwin: the collection manages Linux nodes only ...); null otherwise."
+  returned: always
+  type: str
+  sample: "Darwin: the collection manages Linux nodes only (it reads /proc and runs the daemon under systemd or supervisor)"
 listening:
   description: Whether a LISTEN socket exists on the port.
   returned: always
@@ -164,6 +173,13 @@ missing_module:
   returned: always
   type: str
   sample: psutil
+error_kind:
+  description:
+    - Kind of RV(last_error), as RV(ringrift.cluster.p2p_listener#module:error_kind) (C(missing_module), C(checkout_import),
+      C(missing_dependencies), C(node_id_missing), C(address_in_use), C(exception)); null when none.
+  returned: always
+  type: str
+  sample: missing_module
 last_error:
   description: Last error line found in the daemon's log.
   returned: always
@@ -236,6 +252,8 @@ from ansible_collections.ringrift.cluster.plugins.module_utils import converge_s
 
 # An audit is one quick call per host: the GPU check gets less time than a converge's (30 s).
 DEFAULT_GPU_TIMEOUT = 10
+# The node is not one the collection can manage (not Linux: no /proc, systemd or supervisor).
+UNSUPPORTED_OS = "unsupported_os"
 
 
 def service_view(module, manager, name):
@@ -293,34 +311,50 @@ def gpu_view(module, executable, expected_count, expected_model, timeout):
     return {"diagnosis": check["diagnosis"], "msg": check["msg"], "count": check["count"], "summary": summary}
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            port=dict(type="int", default=8770),
-            node_id=dict(type="str"),
-            cmdline_regex=dict(type="str", default=p2p_proc.DEFAULT_CMDLINE_REGEX),
-            python=dict(type="path"),
-            script=dict(type="str"),
-            health_path=dict(type="str", default="/health"),
-            health_timeout=dict(type="float", default=5.0),
-            service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
-            service_manager=dict(type="str", default="auto", choices=list(p2p_proc.SERVICE_MANAGERS)),
-            log_path=dict(type="path", default="/var/log/ringrift/p2p.log"),
-            start_grace=dict(type="float", default=180),
-            service_dir=dict(type="path"),
-            gpu=dict(type="bool", default=False),
-            expected_gpu_count=dict(type="int"),
-            expected_gpu_model=dict(type="str"),
-            nvidia_smi=dict(type="str", default="nvidia-smi"),
-            gpu_timeout=dict(type="int", default=DEFAULT_GPU_TIMEOUT),
-            stamp_path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
+ARGUMENT_SPEC = dict(
+    port=dict(type="int", default=8770),
+    node_id=dict(type="str"),
+    cmdline_regex=dict(type="str", default=p2p_proc.DEFAULT_CMDLINE_REGEX),
+    python=dict(type="path"),
+    script=dict(type="str"),
+    health_path=dict(type="str", default="/health"),
+    health_timeout=dict(type="float", default=5.0),
+    service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
+    service_manager=dict(type="str", default="auto", choices=list(p2p_proc.SERVICE_MANAGERS)),
+    log_path=dict(type="path", default="/var/log/ringrift/p2p.log"),
+    start_grace=dict(type="float", default=180),
+    service_dir=dict(type="path"),
+    gpu=dict(type="bool", default=False),
+    expected_gpu_count=dict(type="int"),
+    expected_gpu_model=dict(type="str"),
+    nvidia_smi=dict(type="str", default="nvidia-smi"),
+    gpu_timeout=dict(type="int", default=DEFAULT_GPU_TIMEOUT),
+    stamp_path=dict(type="path", default=converge_stamp.DEFAULT_PATH),
+)
+
+
+def unsupported_result(port, reason):
+    """The whole result for a node the collection cannot manage: nothing inspected, every key present."""
+    result = p2p_proc.blank_result(port)
+    result.pop("warnings")
+    result.update(diagnosis=UNSUPPORTED_OS, unsupported_reason=reason, service_manager="none", msg=reason,
+                  service={"manager": "none", "installed": False, "state": None, "restarts": None, "main_pid": None},
+                  gpu=None, last_converged_at=None)
+    return result
+
+
+def audit(module, params, proc_root="/proc", system=None):
+    """The module's result for this node (``changed``, ``failed`` and the final ``msg`` aside).
+
+    ``proc_root`` and ``system`` (``platform.system()``) are for tests: a node without
+    ``<proc_root>/net/tcp{,6}`` or not Linux is ``unsupported_os`` before anything reads ``/proc``.
+    """
+    reason = p2p_proc.unsupported_os(proc_root, system)
+    if reason:
+        return unsupported_result(params["port"], reason)
     manager = params["service_manager"]
     if manager == "auto":
-        manager = p2p_proc.detect_service_manager()
+        manager = p2p_proc.detect_service_manager(proc_root)
 
     def runner(argv):
         return module.run_command(argv)
@@ -341,18 +375,26 @@ def main():
             "service_dir": params["service_dir"],
             "state": "listening",
             "fail_on_mismatch": False,
+            "proc_root": proc_root,
         }, runner=runner)
     except ValueError as exc:
         module.fail_json(msg="node_audit: %s" % exc)
 
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    result["unsupported_reason"] = None
     result["service"] = service_view(module, manager, params["service_name"])
     result["gpu"] = None
     if params["gpu"]:
         result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"],
                                  params["gpu_timeout"])
     result["last_converged_at"] = last_converged_at(module, params["stamp_path"])
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = audit(module, module.params)
     result["changed"] = False
     result["failed"] = False
     result["msg"] = "%s: %s" % (result.get("diagnosis"), result.get("msg") or "")

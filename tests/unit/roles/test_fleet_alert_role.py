@@ -24,6 +24,7 @@ import pytest
 
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 VOTERS = ["nebius-1", "nebius-2", "vultr-1"]

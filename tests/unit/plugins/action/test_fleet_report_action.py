@@ -133,7 +133,7 @@ def audit_run(tmp_path_factory):
 
 def test_action_report_header(audit_run):
     r = audit_run["report"]
-    assert (r["schema_version"], r["kind"], r["inventory_source"]) == (2, "audit", "hosts.yml")
+    assert (r["schema_version"], r["kind"], r["inventory_source"]) == (3, "audit", "hosts.yml")
     assert "dry_run" not in r
     json_path = only(str(audit_run["reports"] / "fleet-audit-*.json"))
     stamp = r["generated_at"].replace("-", "").replace(":", "")
@@ -291,7 +291,7 @@ def test_callback_writes_dry_run_report_in_check_mode(tmp_path):
     assert "Dry-run report (nothing was changed): %s and %s" % (json_path, md_path) in proc.stdout
     with open(json_path) as f:
         r = json.load(f)
-    assert (r["schema_version"], r["kind"]) == (2, "dry_run")
+    assert (r["schema_version"], r["kind"]) == (3, "dry_run")
     dry = r["dry_run"]
     assert dry["playbook"] == "tiny.yml"
     assert dry["would_change_tasks"] == 2

@@ -17,6 +17,7 @@ from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_deci
 from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_send_errors as fse_mod
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 decide = fad_mod.FilterModule().filters()["fleet_alert_decision"]
 send_errors = fse_mod.FilterModule().filters()["fleet_alert_send_errors"]

@@ -229,7 +229,8 @@ def test_connection_vars(fleet):
     assert v['ansible_port'] == 19528
     assert v['ansible_user'] == 'root'
     assert v['ansible_ssh_private_key_file'] == '~/.ssh/id_cluster'
-    assert 'ansible_connection' not in v and 'ansible_ssh_common_args' not in v
+    assert 'ansible_connection' not in v
+    assert v['ansible_ssh_common_args'] == '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/ringrift_known_hosts'
     v = hostvars(inventory, 'nebius-backbone-1')
     assert v['ansible_port'] == 22  # default
 
@@ -247,13 +248,15 @@ def test_local_connection_only_for_local_loopback_on_port_22(fleet):
 def test_ssh_proxy_gives_proxy_command(fleet):
     inventory, dummy = fleet
     v = hostvars(inventory, 'nebius-h100-2')
-    assert v['ansible_ssh_common_args'] == (
-        '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"')
+    assert v['ansible_ssh_common_args'] == PROXY_VIA_BACKBONE
     assert v['ringrift_ssh_proxy'] == 'nebius-backbone-1'
     assert v['ansible_host'] == '192.0.2.8'
-    # What Ansible's ssh connection does with it: shlex-split into ssh arguments.
+    # What Ansible's ssh connection does with it: shlex-split into ssh arguments; the host key options
+    # first (OpenSSH keeps the first value of an option), the jump's ssh with the same ones.
     assert shlex.split(v['ansible_ssh_common_args']) == [
-        '-o', "ProxyCommand=ssh -o BatchMode=yes -W '[%h]:%p' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"]
+        '-o', 'StrictHostKeyChecking=accept-new', '-o', 'UserKnownHostsFile=~/.ssh/ringrift_known_hosts',
+        '-o', "ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+              "-o UserKnownHostsFile=~/.ssh/ringrift_known_hosts -W '[%h]:%p' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"]
 
 
 def test_proxy_command_quoting():
@@ -967,8 +970,8 @@ def test_ansible_inventory_list_own_fixture():
     assert data['_meta'].get('profile', 'inventory_legacy') == 'inventory_legacy'
     hostvars_ = _untrusted_to_str(data['_meta']['hostvars'])
     assert sorted(hostvars_) == ACTIVE
-    assert hostvars_['nebius-h100-2']['ansible_ssh_common_args'] == (
-        '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"')
+    assert hostvars_['nebius-h100-2']['ansible_ssh_common_args'] == PROXY_VIA_BACKBONE
+    assert hostvars_['vast-29129529']['ansible_ssh_common_args'] == HOST_KEYS
     assert hostvars_['vast-29129529']['ringrift_p2p_peers'] == [
         'http://backbone.example:8770', 'http://198.51.100.150:8770', 'http://203.0.113.164:8771']
 
@@ -1224,39 +1227,47 @@ def _connection_vars(inventory, name):
     return dict((key, value) for key, value in hostvars(inventory, name).items() if key.startswith('ansible_'))
 
 
-PROXY_VIA_BACKBONE = '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"'
+# Every host reached over SSH: trust on first use into the fleet's own known-hosts file.
+HOST_KEYS = '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/ringrift_known_hosts'
+# The jump host's ssh gets the same policy and file, inside the ProxyCommand.
+PROXY_VIA_BACKBONE = ('-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/ringrift_known_hosts '
+                      '-o ProxyCommand="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new '
+                      '-o UserKnownHostsFile=~/.ssh/ringrift_known_hosts -W \'[%h]:%p\' -p 22 -i ~/.ssh/id_cluster ubuntu@203.0.113.47"')
 
 # One host per connection shape: Vast's shared gateway with a high per-instance port, RunPod's mapped
 # port, non-root users (ubuntu, ec2-user, operator), a coordinator on a real address, localhost,
 # and (own fixture) a loopback tunnel port and a host reached through an ssh_proxy jump host.
 SHARED_CONNECTIONS = {
     'vast-29129529': {'ansible_host': 'ssh6.vast.example', 'ansible_port': 19528, 'ansible_user': 'root',
-                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': HOST_KEYS},
     'vast-29128352': {'ansible_host': 'ssh9.vast.example', 'ansible_port': 18352, 'ansible_user': 'root',
-                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': HOST_KEYS},
     'runpod-h100': {'ansible_host': '192.0.2.65', 'ansible_port': 30755, 'ansible_user': 'root',
-                    'ansible_ssh_private_key_file': '~/.runpod/ssh/RunPod-Key-Go'},
+                    'ansible_ssh_private_key_file': '~/.runpod/ssh/RunPod-Key-Go', 'ansible_ssh_common_args': HOST_KEYS},
     'nebius-backbone-1': {'ansible_host': '203.0.113.47', 'ansible_port': 22, 'ansible_user': 'ubuntu',
-                          'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+                          'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': HOST_KEYS},
     # The shared file only says "requires ProxyJump" in a note; without an ssh_proxy key there is no proxy.
     'nebius-h100-2': {'ansible_host': '10.0.0.8', 'ansible_port': 22, 'ansible_user': 'ubuntu',
-                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+                      'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': HOST_KEYS},
     'aws-proxy': {'ansible_host': '198.51.100.95', 'ansible_port': 22, 'ansible_user': 'ec2-user',
-                  'ansible_ssh_private_key_file': '~/.ssh/proxy-key.pem'},
+                  'ansible_ssh_private_key_file': '~/.ssh/proxy-key.pem', 'ansible_ssh_common_args': HOST_KEYS},
     'mac-studio': {'ansible_host': '198.51.100.7', 'ansible_port': 22, 'ansible_user': 'operator',
-                   'ansible_ssh_private_key_file': '~/.ssh/id_cluster'},
+                   'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': HOST_KEYS},
+    # ansible_connection local: no ssh, no ssh options.
     'local-mac': {'ansible_host': 'localhost', 'ansible_port': 22, 'ansible_user': 'operator', 'ansible_connection': 'local'},
 }
 OWN_CONNECTIONS = {
     'vast-29129529': SHARED_CONNECTIONS['vast-29129529'],
-    'vast-voter-1': {'ansible_host': 'ssh9.vast.example', 'ansible_port': 18352, 'ansible_user': 'root'},
+    'vast-voter-1': {'ansible_host': 'ssh9.vast.example', 'ansible_port': 18352, 'ansible_user': 'root',
+                     'ansible_ssh_common_args': HOST_KEYS},
     'nebius-h100-2': {'ansible_host': '192.0.2.8', 'ansible_port': 22, 'ansible_user': 'ubuntu',
                       'ansible_ssh_private_key_file': '~/.ssh/id_cluster', 'ansible_ssh_common_args': PROXY_VIA_BACKBONE},
     'nebius-backbone-1': SHARED_CONNECTIONS['nebius-backbone-1'],
     'aws-proxy': SHARED_CONNECTIONS['aws-proxy'],
     'local-mac': {'ansible_host': 'localhost', 'ansible_port': 22, 'ansible_user': 'operator', 'ansible_connection': 'local'},
-    'tunnel-box': {'ansible_host': '127.0.0.1', 'ansible_port': 2222, 'ansible_user': 'root'},
-    'lambda-gpu-1': {'ansible_host': '203.0.113.90', 'ansible_port': 22, 'ansible_user': 'ubuntu'},
+    'tunnel-box': {'ansible_host': '127.0.0.1', 'ansible_port': 2222, 'ansible_user': 'root', 'ansible_ssh_common_args': HOST_KEYS},
+    'lambda-gpu-1': {'ansible_host': '203.0.113.90', 'ansible_port': 22, 'ansible_user': 'ubuntu',
+                     'ansible_ssh_common_args': HOST_KEYS},
 }
 
 
@@ -1300,7 +1311,9 @@ def test_proxy_command_uses_the_proxy_port_user_and_key(tmp_path):
           aws-v6: {ssh_host: "2001:db8::5", ssh_proxy: aws-jump}
     '''
     inventory, dummy = parse(write_source(tmp_path, text, strict=True))
-    jump = '-o ProxyCommand="ssh -o BatchMode=yes -W \'[%h]:%p\' -p 2201 -i /keys/jump.pem ec2-user@198.51.100.20"'
+    jump = ('-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/ringrift_known_hosts '
+            '-o ProxyCommand="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=~/.ssh/ringrift_known_hosts '
+            '-W \'[%h]:%p\' -p 2201 -i /keys/jump.pem ec2-user@198.51.100.20"')
     assert _connection_vars(inventory, 'aws-inner') == {
         'ansible_host': '10.1.2.3', 'ansible_port': 2222, 'ansible_user': 'ubuntu', 'ansible_ssh_private_key_file': '~/.ssh/inner',
         'ansible_ssh_common_args': jump}
@@ -1321,7 +1334,7 @@ def test_proxy_command_as_openssh_runs_it(tmp_path, target, port):
     fake.write_text('#!%s\nimport json, sys\njson.dump(sys.argv[1:], open(%r, "w"))\n' % (sys.executable, str(record)))
     fake.chmod(0o755)
     (tmp_path / 'home').mkdir()
-    args = dh.proxy_command_args('198.51.100.20', 2201, 'ec2-user', '~/.ssh/my key%1')
+    args = dh.ssh_common_args('~/.ssh/ringrift_known_hosts', proxy=('198.51.100.20', 2201, 'ec2-user', '~/.ssh/my key%1'))
     # What Ansible's ssh connection does with ansible_ssh_common_args, then the outer ssh itself.
     command = [SSH, '-F', os.devnull, '-o', 'BatchMode=yes', '-o', 'UserKnownHostsFile=' + os.devnull,
                '-o', 'ConnectTimeout=5'] + shlex.split(args) + ['-p', str(port), 'ubuntu@' + target, 'true']
@@ -1332,7 +1345,9 @@ def test_proxy_command_as_openssh_runs_it(tmp_path, target, port):
     assert proc.returncode == 255  # the stand-in answers nothing
     with open(str(record)) as handle:
         argv = json.load(handle)
-    assert argv == ['-o', 'BatchMode=yes', '-W', '[%s]:%d' % (target, port), '-p', '2201',
+    # /bin/sh leaves the ~ after "=" to ssh, which expands it in UserKnownHostsFile itself.
+    assert argv == ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new', '-o', 'UserKnownHostsFile=~/.ssh/ringrift_known_hosts',
+                    '-W', '[%s]:%d' % (target, port), '-p', '2201',
                     '-i', str(tmp_path / 'home' / '.ssh' / 'my key%1'), 'ec2-user@198.51.100.20']
 
 
@@ -1342,3 +1357,115 @@ def test_documented_limits_are_the_coded_ones():
     assert 'may add at most %d nodes' % dh.MAX_ALIAS_NODES in module.DOCUMENTATION
     assert 'Known statuses (case-insensitive): %s;' % ', '.join('V(%s)' % s for s in dh.KNOWN_STATUSES) in \
         ' '.join(module.DOCUMENTATION.split())
+
+
+# --------------------------------------------------------------------------- hosts the collection cannot manage
+
+MAC_STUDIO_REASON = ('macOS (gpu "M3 Max/Ultra (MPS)" is an Apple GPU): the collection manages Linux nodes only '
+                     '(it reads /proc and runs the daemon under systemd or supervisor)')
+LOCAL_MAC_REASON = ('macOS (ringrift_path "/Users/operator/Development/RingRift/ai-service" is under /Users/): the collection '
+                    'manages Linux nodes only (it reads /proc and runs the daemon under systemd or supervisor)')
+
+
+@needs_shared_example
+def test_shared_example_macs_are_unsupported_os(tmp_path):
+    inventory, plugin = parse(write_source(tmp_path, path=SHARED_EXAMPLE, strict=True))
+    assert members(inventory, 'unsupported_os') == ['local-mac', 'mac-studio']
+    assert hostvars(inventory, 'mac-studio')['ringrift_os_family'] == 'darwin'
+    assert hostvars(inventory, 'mac-studio')['ringrift_unsupported_os'] == MAC_STUDIO_REASON
+    assert hostvars(inventory, 'local-mac')['ringrift_unsupported_os'] == LOCAL_MAC_REASON
+    for name in set(inventory.hosts) - {'mac-studio', 'local-mac'}:
+        assert hostvars(inventory, name)['ringrift_os_family'] == 'linux', name
+        assert hostvars(inventory, name)['ringrift_unsupported_os'] is None, name
+    # mac-studio is a P2P node: site.yml targets p2p_enabled, so this is the host it must leave out.
+    assert 'mac-studio' in members(inventory, 'p2p_enabled')
+    assert not plugin.display.warnings
+
+
+def test_own_fixture_unsupported_os_group(fleet):
+    inventory, dummy = fleet
+    assert members(inventory, 'unsupported_os') == ['local-mac', 'mac-studio']
+
+
+@pytest.mark.parametrize('entry, family, reason', [
+    # An explicit os key wins over every guess, both ways.
+    ('{ssh_host: 192.0.2.30, gpu: M2 Ultra (MPS), os: Linux}', 'linux', None),
+    ('{ssh_host: 192.0.2.30, ringrift_path: /Users/op/ai-service, os: ubuntu}', 'linux', None),
+    ('{ssh_host: 192.0.2.30, os: macOS}', 'darwin', 'macOS (os "macOS")'),
+    ('{ssh_host: 192.0.2.30, os: windows}', 'windows', 'windows (os "windows")'),
+    # Guesses: an Apple GPU, a node path under /Users/ (ringrift_path or the venv).
+    ('{ssh_host: 192.0.2.30, gpu: Apple M1}', 'darwin', 'macOS (gpu "Apple M1" is an Apple GPU)'),
+    ('{ssh_host: 192.0.2.30, gpu: M4 Max}', 'darwin', 'macOS (gpu "M4 Max" is an Apple GPU)'),
+    ('{ssh_host: 192.0.2.30, venv_activate: source /Users/op/venv/bin/activate}', 'darwin',
+     'macOS (venv_activate "/Users/op/venv" is under /Users/)'),
+    # Not macOS: NVIDIA names that share letters with Apple's, and ~ paths (could be any home).
+    ('{ssh_host: 192.0.2.30, gpu: Tesla M60}', 'linux', None),
+    ('{ssh_host: 192.0.2.30, gpu: 8x RTX 4090, ringrift_path: ~/ringrift/ai-service}', 'linux', None),
+    ('{ssh_host: 192.0.2.30, gpu: MI300X}', 'linux', None),
+    ('{ssh_host: 192.0.2.30, ssh_key: /Users/op/.ssh/id_cluster}', 'linux', None),  # the controller's path
+])
+def test_os_family_and_unsupported_reason(tmp_path, entry, family, reason):
+    inventory, plugin = parse(write_source(tmp_path, 'hosts:\n  node-a: %s\n' % entry, strict=True))
+    v = hostvars(inventory, 'node-a')
+    assert v['ringrift_os_family'] == family
+    if reason is None:
+        assert v['ringrift_unsupported_os'] is None
+        assert members(inventory, 'unsupported_os') == []
+    else:
+        assert v['ringrift_unsupported_os'] == reason + (': the collection manages Linux nodes only (it reads /proc and runs '
+                                                         'the daemon under systemd or supervisor)')
+        assert members(inventory, 'unsupported_os') == ['node-a']
+
+
+@pytest.mark.parametrize('value, message', [
+    ('linx', 'unknown operating system "linx": one of '),
+    ('5', "must be a string, found int (5)"),
+])
+def test_unknown_os_value_is_a_problem_naming_file_host_and_field(tmp_path, value, message):
+    text = 'hosts:\n  node-a: {ssh_host: 192.0.2.30}\n  node-b: {ssh_host: 192.0.2.31, os: %s}\n' % value
+    error = parse_error(write_source(tmp_path, text, strict=True))
+    assert "%s:3: host 'node-b': field 'os': %s" % (tmp_path / 'hosts.yaml', message) in error
+    inventory, plugin = parse(write_source(tmp_path, text, strict=False))
+    assert sorted(inventory.hosts) == ['node-a']  # dropped, not guessed
+
+
+def test_unsupported_os_group_exists_when_empty(tmp_path):
+    inventory, dummy = parse(write_source(tmp_path, MINIMAL, strict=True))
+    assert 'unsupported_os' in inventory.groups and members(inventory, 'unsupported_os') == []
+
+
+# --------------------------------------------------------------------------- host keys
+
+def test_known_hosts_file_option_reaches_every_ssh_argument(tmp_path):
+    text = '''
+        hosts:
+          aws-jump: {ssh_host: 198.51.100.20, ssh_user: ec2-user}
+          aws-inner: {ssh_host: 10.1.2.3, ssh_proxy: aws-jump}
+          local-box: {ssh_host: 127.0.0.1}
+    '''
+    inventory, dummy = parse(write_source(tmp_path, text, strict=True, known_hosts_file='/srv/fleet/known_hosts'))
+    assert hostvars(inventory, 'aws-jump')['ansible_ssh_common_args'] == (
+        '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/srv/fleet/known_hosts')
+    assert hostvars(inventory, 'aws-inner')['ansible_ssh_common_args'] == (
+        '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/srv/fleet/known_hosts -o ProxyCommand="ssh -o BatchMode=yes '
+        '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/srv/fleet/known_hosts -W \'[%h]:%p\' -p 22 ec2-user@198.51.100.20"')
+    assert hostvars(inventory, 'local-box')['ansible_connection'] == 'local'
+    assert 'ansible_ssh_common_args' not in hostvars(inventory, 'local-box')
+
+
+@pytest.mark.parametrize('value', ['relative/known_hosts', '~/my known_hosts', '/tmp/%h_hosts', '$HOME/x', ''])
+def test_bad_known_hosts_file_option_is_an_error(tmp_path, value):
+    message = parse_error(write_source(tmp_path, MINIMAL, known_hosts_file=value))
+    assert 'option known_hosts_file: ' in message and 'known_hosts_file' in message.split('option known_hosts_file: ', 1)[1]
+
+
+def test_ansible_cfg_does_not_switch_host_key_checking_off():
+    """host_key_checking = False would put -o StrictHostKeyChecking=no ahead of the inventory's
+    accept-new, and OpenSSH keeps the first value: the fleet would accept any key."""
+    import configparser  # pylint: disable=import-outside-toplevel
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(os.path.join(REPO, 'ansible.cfg'))
+    for section in config.sections():
+        value = config.get(section, 'host_key_checking', fallback='true')
+        assert value.strip().lower() not in ('false', 'no', '0', 'off'), section
+    assert 'StrictHostKeyChecking=no' not in config.get('ssh_connection', 'ssh_args', fallback='')

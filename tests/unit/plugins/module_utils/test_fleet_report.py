@@ -141,6 +141,7 @@ def test_host_record_healthy_every_field():
         "gpu_diagnosis": "ok",
         "health": {"status": 200, "ok": True, "json": {"healthy": True}, "error": None},
         "last_converged_at": CONVERGED_AT,
+        "unsupported_reason": None,
     }
 
 
@@ -257,7 +258,7 @@ def test_recommend_nothing_for_a_healthy_fleet():
 # --------------------------------------------------------------------------- build_report
 
 def test_report_header(report):
-    assert report["schema_version"] == fr.SCHEMA_VERSION == 2
+    assert report["schema_version"] == fr.SCHEMA_VERSION == 3
     assert report["kind"] == "audit"
     assert report["generated_at"] == GENERATED_AT
     assert report["inventory_source"] == "inventory/cluster.distributed_hosts.yml"
@@ -928,3 +929,124 @@ def test_write_report_unknown_format_writes_nothing(report, tmp_path):
     with pytest.raises(ValueError, match="unknown report format"):
         fr.write_report(report, str(tmp_path / "r"), extra_formats=["csv"])
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- unsupported_os
+
+MAC_REASON = ('macOS (gpu "M3 Max/Ultra (MPS)" is an Apple GPU): the collection manages Linux nodes only '
+              '(it reads /proc and runs the daemon under systemd or supervisor)')
+# What audit.yml registers for a host it skips (the inventory marks it unsupported_os).
+SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+
+
+def mac_facts():
+    return dict(facts("mac-studio", provider="local", voter=False, gpu_count=1, gpu_model="M3 Max/Ultra (MPS)"),
+                ringrift_unsupported_os=MAC_REASON, ringrift_nvidia_gpu=False)
+
+
+def test_host_record_unsupported_os_from_the_inventory_is_never_never_started():
+    for result in (SKIPPED, None):
+        r = fr.host_record("mac-studio", mac_facts(), result)
+        assert r["diagnosis"] == "unsupported_os"
+        assert r["unsupported_reason"] == MAC_REASON
+        assert r["reachable"] is False and r["alive"] is False  # not contacted
+        assert r["last_error"] is None
+
+
+def test_host_record_unsupported_os_from_the_node():
+    result = dict(audit("never_started"), diagnosis="unsupported_os", service={"manager": "none"},
+                  unsupported_reason="Darwin: the collection manages Linux nodes only (...)", msg="unsupported_os: ...")
+    r = fr.host_record("odd-1", facts("odd-1", provider="aws"), result)
+    assert (r["diagnosis"], r["reachable"], r["unsupported_reason"]) == (
+        "unsupported_os", True, "Darwin: the collection manages Linux nodes only (...)")
+
+
+def test_host_record_a_node_finding_beats_the_inventory_guess():
+    # The inventory guessed wrong (set os: linux to stop it) and the node answered: its finding counts.
+    r = fr.host_record("mac-studio", mac_facts(), audit("healthy", pid=9))
+    assert r["diagnosis"] == "healthy" and r["unsupported_reason"] is None
+    r = fr.host_record("mac-studio", mac_facts(), {"unreachable": True, "msg": "ssh: connect to host: timed out"})
+    assert r["diagnosis"] == "unreachable"
+
+
+@pytest.fixture
+def mixed_report():
+    records = [rec("local-1", "healthy"), rec("local-2", "never_started"), rec("nebius-1", "healthy", voter=True)]
+    records.append(fr.host_record("mac-studio", mac_facts(), SKIPPED))
+    return build(records, ["nebius-1"], generated_at=GENERATED_AT, min_healthy_share=1.0)
+
+
+def test_report_counts_unsupported_os_separately(mixed_report):
+    s = mixed_report["summary"]
+    assert (s["total"], s["managed"], s["unsupported_os"], s["healthy"]) == (4, 3, 1, 2)
+    assert s["rate"] == 0.667  # 2 of the 3 managed nodes, not 2 of 4
+    assert s["by_diagnosis"]["unsupported_os"] == 1 and s["by_diagnosis"]["never_started"] == 1
+    assert s["not_started"] == 1  # the Mac is not a daemon that never started
+    assert mixed_report["providers"]["local"]["rate"] == 0.5
+    cause = mixed_report["root_causes"]["unsupported_os"]
+    assert cause["hosts"] == ["mac-studio"] and cause["reasons"] == {"mac-studio": MAC_REASON}
+    assert cause["description"].startswith("Operating system the collection cannot manage")
+    # No repair command names it: site.yml leaves it out.
+    assert all("mac-studio" not in rec_["hosts"] for rec_ in mixed_report["recommendations"])
+    assert [rec_["fix"] for rec_ in mixed_report["recommendations"]] == ["converge"]
+    assert fr.DIAGNOSES[-2:] == ("unsupported_os", "unreachable")
+
+
+def test_healthy_share_leaves_unsupported_os_out():
+    records = [rec("vast-1", "healthy"), fr.host_record("mac-studio", mac_facts(), SKIPPED)]
+    report = build(records, [], generated_at=GENERATED_AT, min_healthy_share=1.0)
+    assert report["summary"]["rate"] == 1.0 and report["summary"]["healthy_share_ok"] is True
+
+
+def test_markdown_and_junit_show_unsupported_os(mixed_report):
+    md = fr.render_markdown(mixed_report)
+    assert "- **2 of 3** P2P nodes healthy (67%)." in md
+    assert ("- 1 on an operating system the collection cannot manage (not Linux, such as macOS): left out of the "
+            "converge and of the count above.") in md
+    assert "| mac-studio | 1x M3 Max/Ultra (MPS) | not managed | ? | - | not managed | unsupported OS (not managed) |" in md
+    assert "  - mac-studio: macOS (gpu \"M3 Max/Ultra (MPS)\" is an Apple GPU): the collection manages Linux" in md
+    root = ET.fromstring(fr.render_junit(mixed_report))
+    case = [c for c in root.iter("testcase") if c.get("name") == "mac-studio"][0]
+    assert case.find("failure") is None
+    assert case.find("skipped").get("message") == "unsupported_os: " + MAC_REASON
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("4", "1", "1")
+
+
+# --------------------------------------------------------------------------- refused SSH host keys
+
+# What Ansible 2.19 registers when OpenSSH refuses a changed host key (accept-new, key recorded before).
+HOST_KEY_CHANGED_MSG = (
+    'Task failed: Data could not be sent to remote host "127.0.0.1". Make sure this host can be reached over ssh: '
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n'
+    '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n'
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n'
+    'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r\n'
+    'Someone could be eavesdropping on you right now (man-in-the-middle attack)!\r\n'
+    'It is also possible that a host key has just been changed.\r\n'
+    'Please contact your system administrator.\r\n'
+    'Add correct host key in /root/.ssh/ringrift_known_hosts to get rid of this message.\r\n'
+    'Offending ED25519 key in /root/.ssh/ringrift_known_hosts:1\r\n'
+    'Host key for [203.0.113.7]:40022 has changed and you have requested strict checking.\r\n'
+    'Host key verification failed.')
+
+
+def test_unreachable_on_a_changed_host_key_says_what_to_do():
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "changed": False, "msg": HOST_KEY_CHANGED_MSG})
+    assert (r["diagnosis"], r["reachable"], r["error_kind"]) == ("unreachable", False, "host_key_changed")
+    assert r["last_error"] == (
+        "SSH host key of [203.0.113.7]:40022 differs from the one recorded in the fleet's known-hosts file (the "
+        "inventory's known_hosts_file): if the instance was replaced, remove the old key (ssh-keygen -R "
+        "'[203.0.113.7]:40022' -f ~/.ssh/ringrift_known_hosts) and connect again; otherwise someone else answers "
+        "at that address")
+
+
+def test_unreachable_on_a_refused_host_key_without_the_changed_line():
+    msg = "Failed to connect to the host via ssh: Host key verification failed."
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "msg": msg})
+    assert r["error_kind"] == "host_key_rejected"
+    assert r["last_error"] == "SSH refused the host key (Host key verification failed): " + msg
+
+
+def test_other_ssh_failures_keep_their_message():
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "msg": "ssh: connect to host x port 22: No route"})
+    assert (r["error_kind"], r["last_error"]) == (None, "ssh: connect to host x port 22: No route")

@@ -59,7 +59,6 @@ def p2p_contract_of(host, hostvars):
                         ansible_user=variables.get("ansible_user"))
 
 
-
 class FilterModule(object):
     def filters(self):
         return {"p2p_contract_of": p2p_contract_of}

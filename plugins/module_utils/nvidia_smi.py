@@ -28,9 +28,9 @@ __metaclass__ = type
 import json
 import os
 import re
-import signal
-import subprocess
 import time
+
+from ansible_collections.ringrift.cluster.plugins.module_utils import process
 
 # Order matters: parse_query_csv maps columns by position.
 QUERY_FIELDS = (
@@ -481,58 +481,10 @@ def diagnose(present, driver_ok, gpus, expected_count=None, expected_model=None,
 
 CONTAINER_DIRS = ['/usr/bin', '/usr/local/nvidia/bin']
 DEFAULT_TIMEOUT = 30
-TIMED_OUT_RC = 124
-# Seconds kept back from each command's share of the deadline to kill it and collect what it printed.
-REAP_GRACE = 0.5
-
-
-def _text(data):
-    return (data or b'').decode('utf-8', 'replace')
-
-
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def run_bounded(argv, seconds):
-    """Run C(argv) for at most C(seconds); return C((rc, stdout, stderr, timed_out)).
-
-    Returns within C(seconds + REAP_GRACE) whatever the command does.  A hung
-    nvidia-smi usually means a GPU fell off the bus; it may ignore SIGTERM,
-    and a process stuck inside the kernel driver ignores even SIGKILL until
-    the driver lets go.  So on expiry the command's whole process group gets
-    SIGKILL, what it printed is collected for at most REAP_GRACE seconds, and
-    a process that still holds on is left behind unreaped rather than waited
-    for.  A command that cannot be started is C((127, '', why, False)).
-    """
-    if seconds <= 0:
-        return TIMED_OUT_RC, '', '', True
-    env = dict(os.environ)
-    env['LC_ALL'] = 'C'
-    try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, close_fds=True, start_new_session=True)
-    except (IOError, OSError) as exc:
-        return 127, '', str(exc), False
-    try:
-        out, err = proc.communicate(timeout=seconds)
-        return proc.returncode, _text(out), _text(err), False
-    except subprocess.TimeoutExpired:
-        pass
-    _kill_group(proc)
-    try:
-        out, err = proc.communicate(timeout=REAP_GRACE)
-    except subprocess.TimeoutExpired:
-        out, err = b'', b''
-        for pipe in (proc.stdout, proc.stderr):
-            try:
-                pipe.close()
-            except (IOError, OSError):
-                pass
-    return TIMED_OUT_RC, _text(out), _text(err), True
+# The bounded runner every probe of this collection uses (kept under these names for callers).
+TIMED_OUT_RC = process.TIMED_OUT_RC
+REAP_GRACE = process.REAP_GRACE
+run_bounded = process.run_bounded
 
 
 class Deadline(object):

@@ -136,12 +136,11 @@ rounds:
 
 import json
 import os
-import signal
-import subprocess
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ringrift.cluster.plugins.module_utils.process import run_bounded
 
 # Runs inside the daemon's interpreter: the script's module-level code, not its __main__ block.
 # os._exit: the daemon may start threads or register atexit handlers at import time.
@@ -217,25 +216,18 @@ def probe(python, script, workdir, environment, env_file, timeout):
     fd, out_path = tempfile.mkstemp(prefix="ringrift-import-probe-", suffix=".json")
     os.close(fd)
     try:
-        proc = subprocess.Popen([python, "-c", _BOOT, script, out_path], cwd=workdir, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            output, dummy = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, dummy = proc.communicate()
+        rc, out, err, timed_out = run_bounded([python, "-c", _BOOT, script, out_path], timeout, env=env, cwd=workdir)
+        result["output"] = (out + err)[-OUTPUT_LIMIT:]
+        if timed_out:
             result["error"] = "the import did not finish within %ss (killed)" % timeout
-            result["output"] = output.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
             return result
-        result["output"] = output.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
         try:
             with open(out_path) as handle:
                 data = json.load(handle)
         except ValueError:
             data = None
         if not data:
-            result["error"] = "the interpreter exited with %s before reporting" % proc.returncode
+            result["error"] = "the interpreter exited with %s before reporting" % rc
             return result
         result.update(data)
         result["checkout_module"] = is_checkout_module(result["missing_module"], workdir, env)

@@ -65,21 +65,6 @@ options:
     description: The daemon's log file, read for the last error.
     type: path
     default: /var/log/ringrift/p2p.log
-  start_grace:
-    description:
-      - Seconds a daemon started by its service manager may take to listen. While the manager's main PID is
-        younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
-        V(starting) rather than V(not_listening) or V(crashed).
-      - A young run that follows a run which died with an error, and has not yet lived as long as that one,
-        is a crash loop and V(crashed).
-    type: float
-    default: 180
-  service_dir:
-    description:
-      - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
-        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import); the daemon was started
-        without C(PYTHONPATH), no package is missing.
-    type: path
   gpu:
     description: Whether the node has an NVIDIA GPU to summarize (the inventory's C(ringrift_nvidia_gpu)).
     type: bool
@@ -107,6 +92,7 @@ options:
     default: /var/lib/ringrift/converge-stamp.json
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ringrift.cluster.daemon_run
 attributes:
   check_mode:
     support: full

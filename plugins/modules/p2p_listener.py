@@ -133,21 +133,6 @@ options:
     description: How many bytes from the end of O(log_path) are read.
     type: int
     default: 65536
-  start_grace:
-    description:
-      - Seconds a daemon started by its service manager may take to listen. While the manager's main PID is
-        younger than this, does not listen and its current run logged no fatal error, RV(diagnosis) is
-        V(starting) rather than V(not_listening) or V(crashed).
-      - A young run that follows a run which died with an error, and has not yet lived as long as that one,
-        is a crash loop and V(crashed).
-    type: float
-    default: 180
-  service_dir:
-    description:
-      - The daemon's service directory (working directory, C(PYTHONPATH)). A missing module whose top-level
-        package lives there (C(scripts), C(app)) is RV(error_kind=checkout_import); the daemon was started
-        without C(PYTHONPATH), no package is missing.
-    type: path
   timeout:
     description:
       - Seconds to keep polling (every 0.5 s) until the asked O(state) holds. V(0) checks once.
@@ -170,6 +155,8 @@ options:
     description: Root of the proc file system. Meant for testing against a synthetic tree.
     type: path
     default: /proc
+extends_documentation_fragment:
+  - ringrift.cluster.daemon_run
 attributes:
   check_mode:
     support: full

@@ -114,6 +114,10 @@ traceback:
   description: The end of the traceback; null when RV(ok).
   returned: always
   type: str
+attempts:
+  description: How many times the import ran (a run killed by a signal, not by an import error, is repeated once).
+  returned: always
+  type: int
 elapsed:
   description: Seconds the probe ran.
   returned: always
@@ -144,9 +148,12 @@ from ansible_collections.ringrift.cluster.plugins.module_utils.process import ru
 
 # Runs inside the daemon's interpreter: the script's module-level code, not its __main__ block.
 # os._exit: the daemon may start threads or register atexit handlers at import time.
+# The script's name reaches it through the environment, never the command line: a daemon
+# starting at the same moment with --kill-duplicates kills every process whose command line
+# names p2p_orchestrator, and the probe is no daemon.
 _BOOT = r"""
 import json, os, runpy, sys, traceback
-script, out = sys.argv[1], sys.argv[2]
+script, out = os.environ.pop("RINGRIFT_IMPORT_PROBE_SCRIPT"), os.environ.pop("RINGRIFT_IMPORT_PROBE_RESULT")
 sys.argv = [script]
 sys.path[0] = os.path.dirname(os.path.abspath(script))
 result = {"ok": True, "missing_module": None, "error": None, "traceback": None}
@@ -198,7 +205,7 @@ def is_checkout_module(name, workdir, environment):
 def probe(python, script, workdir, environment, env_file, timeout):
     started = time.monotonic()
     result = {"ok": False, "missing_module": None, "checkout_module": False, "error": None, "traceback": None,
-              "output": None, "elapsed": 0.0, "python": python}
+              "output": None, "elapsed": 0.0, "python": python, "attempts": 0}
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
         result["error"] = "interpreter %s does not exist or is not executable" % python
         return result
@@ -215,17 +222,25 @@ def probe(python, script, workdir, environment, env_file, timeout):
     env.update(dict((str(k), str(v)) for k, v in (environment or {}).items()))
     fd, out_path = tempfile.mkstemp(prefix="ringrift-import-probe-", suffix=".json")
     os.close(fd)
+    env.update(RINGRIFT_IMPORT_PROBE_SCRIPT=script, RINGRIFT_IMPORT_PROBE_RESULT=out_path)
+    deadline = started + timeout
     try:
-        rc, out, err, timed_out = run_bounded([python, "-c", _BOOT, script, out_path], timeout, env=env, cwd=workdir)
-        result["output"] = (out + err)[-OUTPUT_LIMIT:]
-        if timed_out:
-            result["error"] = "the import did not finish within %ss (killed)" % timeout
-            return result
-        try:
-            with open(out_path) as handle:
-                data = json.load(handle)
-        except ValueError:
-            data = None
+        # A probe killed by a signal (another program's doing, not an import error) is run once more.
+        for attempt in (1, 2):
+            result["attempts"] = attempt
+            rc, out, err, timed_out = run_bounded([python, "-c", _BOOT], max(0.0, deadline - time.monotonic()),
+                                                  env=env, cwd=workdir)
+            result["output"] = (out + err)[-OUTPUT_LIMIT:]
+            if timed_out:
+                result["error"] = "the import did not finish within %ss (killed)" % timeout
+                return result
+            try:
+                with open(out_path) as handle:
+                    data = json.load(handle)
+            except ValueError:
+                data = None
+            if data or rc >= 0:
+                break
         if not data:
             result["error"] = "the interpreter exited with %s before reporting" % rc
             return result

@@ -117,3 +117,21 @@ def test_failure_messages_name_the_fix():
                               "python_deps_module_distributions", "/srv")
     assert "python_deps_module_distributions" in unknown and "'reqeusts: <distribution>'" in unknown
     assert "nothing is guessed" in unknown
+
+
+def test_the_probe_command_line_does_not_name_the_daemon(tmp_path):
+    """A daemon starting with --kill-duplicates kills what names p2p_orchestrator; the probe must not."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "p2p_orchestrator.py").write_text(
+        "with open('cmdline', 'wb') as out, open('/proc/self/cmdline', 'rb') as me:\n    out.write(me.read())\n")
+    result = probe(PYTHON, "scripts/p2p_orchestrator.py", str(tmp_path), {}, None, 30)
+    assert result["ok"] is True, result
+    assert b"p2p_orchestrator" not in (tmp_path / "cmdline").read_bytes()
+
+
+def test_a_probe_killed_by_a_signal_runs_once_more(tmp_path):
+    (tmp_path / "entry.py").write_text(
+        "import os, signal\nif not os.path.exists('killed-once'):\n"
+        "    open('killed-once', 'w').close()\n    os.kill(os.getpid(), signal.SIGTERM)\n")
+    result = probe(PYTHON, "entry.py", str(tmp_path), {}, None, 30)
+    assert (result["ok"], result["attempts"]) == (True, 2), result

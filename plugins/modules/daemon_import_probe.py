@@ -218,6 +218,8 @@ def probe(python, script, workdir, environment, env_file, timeout):
         return result
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
            "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    # No .pyc files left behind by a probe (root-owned in the daemon's tree, or written by --check).
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(read_env_file(env_file))
     env.update(dict((str(k), str(v)) for k, v in (environment or {}).items()))
     fd, out_path = tempfile.mkstemp(prefix="ringrift-import-probe-", suffix=".json")

@@ -135,3 +135,11 @@ def test_a_probe_killed_by_a_signal_runs_once_more(tmp_path):
         "    open('killed-once', 'w').close()\n    os.kill(os.getpid(), signal.SIGTERM)\n")
     result = probe(PYTHON, "entry.py", str(tmp_path), {}, None, 30)
     assert (result["ok"], result["attempts"]) == (True, 2), result
+
+
+def test_the_probe_leaves_no_bytecode_behind(service):
+    """No root-owned __pycache__ in the daemon's tree, and nothing written by a --check run."""
+    result = probe(PYTHON, "scripts/p2p_orchestrator.py", service, {"PYTHONPATH": service}, None, 60)
+    assert result["ok"] is True, result
+    caches = [root for root, dirs, files in os.walk(service) if os.path.basename(root) == "__pycache__"]
+    assert caches == []

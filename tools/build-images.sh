@@ -2,7 +2,11 @@
 # Build the two local test images from nothing (no image can be pulled):
 #   ringrift/vm         Debian bookworm, systemd as PID 1 (Nebius/Vultr VMs, Hetzner metal)
 #   ringrift/container  Debian bookworm, no systemd; PID 1 runs the start hook (Vast/RunPod)
-# Both carry python3 (+venv), the machine's CA bundle and pip pointed at it.
+# Both carry python3 (+venv), the machine's CA bundle and pip pointed at it, and sshd: the
+# simulated fleet is reached over SSH like the real one. No host key is baked in: each node
+# generates its own at first boot (ssh-keygen -A), so every run has fresh keys. The vm image
+# also has sudo and an `ubuntu` login with passwordless sudo (Nebius/Vultr/AWS images); the
+# container image has no sudo at all, like many Vast/RunPod images: a root node must never need it.
 # Images are tagged with a hash of their recipe and rebuilt only when it changes;
 # `:latest` always points at the current recipe.
 set -euo pipefail
@@ -11,8 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${RINGRIFT_IMAGE_CACHE:-/var/cache/ringrift-images}
 suite=bookworm
 ca_bundle=${RINGRIFT_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-common_pkgs=python3,python3-venv,python3-packaging,ca-certificates,procps,iproute2,logrotate
-vm_pkgs=$common_pkgs,systemd,systemd-sysv,dbus
+common_pkgs=python3,python3-venv,python3-packaging,ca-certificates,procps,iproute2,logrotate,openssh-server
+vm_pkgs=$common_pkgs,systemd,systemd-sysv,dbus,sudo
 
 log() { printf '[build-images] %s\n' "$*" >&2; }
 
@@ -39,7 +43,7 @@ if [ -z "$mirror" ]; then
     exit 1
 fi
 
-recipe_hash=$( { cat "$0" "$here/images/container-init"; echo "$vm_pkgs"; cat "$ca_bundle"; } \
+recipe_hash=$( { cat "$0" "$here/images/container-init" "$here/images/sshd.conf"; echo "$vm_pkgs"; cat "$ca_bundle"; } \
     | sha256sum | cut -c1-12)
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -67,6 +71,9 @@ make_rootfs() {  # name packages
     cp "$ca_bundle" "$dir/etc/ssl/certs/ca-certificates.crt"
     printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$dir/etc/pip.conf"
     echo 'PIP_CERT=/etc/ssl/certs/ca-certificates.crt' >>"$dir/etc/environment"
+    # sshd: keys only, no host key of the image's own (each node makes its own at boot).
+    install -m 0644 "$here/images/sshd.conf" "$dir/etc/ssh/sshd_config.d/ringrift-test.conf"
+    rm -f "$dir"/etc/ssh/ssh_host_*
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
 }
 
@@ -91,6 +98,14 @@ for unit in getty.target systemd-udevd.service systemd-udev-trigger.service \
     systemd-remount-fs.service systemd-firstboot.service; do
     ln -sf /dev/null "$work/vm/etc/systemd/system/$unit"
 done
+# Host keys at first boot (Debian's ssh.service expects them from the package's postinst).
+mkdir -p "$work/vm/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+    >"$work/vm/etc/systemd/system/ssh.service.d/host-keys.conf"
+# The cloud images' login: `ubuntu` with passwordless sudo, its own home, no key until the demo adds one.
+chroot "$work/vm" useradd --create-home --shell /bin/bash --uid 1000 ubuntu
+printf 'ubuntu ALL=(ALL) NOPASSWD:ALL\n' >"$work/vm/etc/sudoers.d/90-ubuntu"
+chmod 0440 "$work/vm/etc/sudoers.d/90-ubuntu"
 import vm "$work/vm" \
     --change 'CMD ["/lib/systemd/systemd"]' \
     --change 'ENV container=docker'

@@ -35,7 +35,13 @@ options:
     description: Default advertise host.
     type: str
   ansible_user:
-    description: Default user the daemon runs as.
+    description: The connection's user; the login user when O(login_user) is not given.
+    type: str
+  login_user:
+    description:
+      - The user Ansible logs in as, as the node reports it (C(ansible_facts.user_id)); default O(ansible_user), else V(root).
+      - The daemon runs as this user unless C(ringrift_p2p_user) says otherwise, and tasks that need root escalate
+        (C(become_root)) only when it is not V(root).
     type: str
   legacy:
     description: Names of variables defined for the host; any old per-role setting among them is an error.
@@ -55,7 +61,8 @@ _value:
     - The contract, keys C(node_id), C(port), C(bind_host), C(advertise_host), C(peers), C(user), C(service_dir),
       C(repo_dir), C(git_repo), C(venv), C(python), C(script), C(script_path), C(workdir), C(environment), C(argv),
       C(service_name), C(log_file), C(log_dir), C(config_dir), C(env_file), C(node_id_file), C(fleet_file),
-      C(health_path), C(start_grace), C(start_marker), C(paths_expanded).
+      C(health_path), C(start_grace), C(start_marker), C(paths_expanded), C(login_user),
+      C(become_root) (tasks that need root escalate), C(become_daemon) (the daemon's own files are written as C(user)).
   type: dict
 """
 
@@ -63,12 +70,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ringrift.cluster.plugins.plugin_utils.p2p_contract import ContractError, resolve
 
 
-def p2p_contract(settings, host, home=None, ansible_host=None, ansible_user=None, legacy=None):
+def p2p_contract(settings, host, home=None, ansible_host=None, ansible_user=None, legacy=None, login_user=None):
     if not isinstance(settings, dict):
         raise AnsibleFilterError("p2p_contract: the settings must be a mapping, got %s" % type(settings).__name__)
     try:
         return resolve(dict(settings), str(host), home=home, ansible_host=ansible_host, ansible_user=ansible_user,
-                       legacy=list(legacy or []))
+                       legacy=list(legacy or []), login_user=login_user)
     except ContractError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -74,6 +74,7 @@ LEGACY = {
     "p2p_service_extra_args": "ringrift_p2p_extra_args",
     "python_deps_create_venv": "ringrift_p2p_python (the interpreter to install into; outside a venv it is used as it is)",
     "python_deps_import_names": "python_deps_module_distributions (module -> distribution)",
+    "p2p_watchdog_become": "nothing: every role escalates with sudo exactly where it needs root, when the login user is not root",
 }
 
 _OWN_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -121,7 +122,7 @@ def _expand(path, home):
     return home.rstrip("/") + path[1:]
 
 
-def resolve(settings, host, home=None, ansible_host=None, ansible_user=None, legacy=()):
+def resolve(settings, host, home=None, ansible_host=None, ansible_user=None, legacy=(), login_user=None):
     """The daemon's contract for one host.
 
     :arg settings: ``{setting: value}`` for the names in :data:`SETTINGS` (missing or None: default).
@@ -130,6 +131,8 @@ def resolve(settings, host, home=None, ansible_host=None, ansible_user=None, leg
         (``None``: left as they are, for callers that never touch the node's files).
     :arg legacy: names of variables that are defined for the host; any name of :data:`LEGACY`
         among them is an error naming the setting that replaced it.
+    :arg login_user: the user Ansible logs in as, as the node reports it (``ansible_facts.user_id``);
+        default ``ansible_user``, else ``root`` (a connection without a user: Docker, a root login).
     :raises ContractError: naming the host and every invalid field, before anything is written.
     """
     problems = []
@@ -167,9 +170,13 @@ def resolve(settings, host, home=None, ansible_host=None, ansible_user=None, leg
         bad = problem("host", advertise, "ringrift_advertise_host (default: ansible_host)")
         if bad:
             problems.append(bad)
-    user = values["ringrift_p2p_user"] or ansible_user or "root"
-    if values["ringrift_p2p_user"] is None:
-        bad = problem("user", user, "ringrift_p2p_user (default: ansible_user)")
+    login = login_user or ansible_user or "root"
+    bad = problem("user", login, "the login user (ansible_user)")
+    if bad:
+        problems.append(bad)
+    user = values["ringrift_p2p_user"] or login
+    if values["ringrift_p2p_user"] is None and not bad:
+        bad = problem("user", user, "ringrift_p2p_user (default: the login user)")
         if bad:
             problems.append(bad)
     service_dir = values["ringrift_path"]
@@ -221,6 +228,13 @@ def resolve(settings, host, home=None, ansible_host=None, ansible_user=None, leg
         "advertise_host": advertise,
         "peers": peers,
         "user": user,
+        "login_user": login,
+        # What needs root (packages, /etc, units, the stamp) escalates with sudo from any other
+        # login; a root login never calls sudo (many container images have none).
+        "become_root": login != "root",
+        # What the daemon owns (checkout, venv, its files in the tree, the import probe) is done
+        # as the daemon's user; escalation only when that is not the login user.
+        "become_daemon": user != login,
         "service_dir": service_dir,
         "repo_dir": repo_dir,
         "git_repo": repo,

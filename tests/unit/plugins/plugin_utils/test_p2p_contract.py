@@ -89,8 +89,37 @@ def test_bad_values_fail_whole_naming_host_and_field(name, value, field):
 def test_derived_defaults_are_validated_too():
     with pytest.raises(ContractError, match="ringrift_node_id .*default: the inventory host name"):
         resolve({}, "bad name")
-    with pytest.raises(ContractError, match="ringrift_p2p_user"):
+    with pytest.raises(ContractError, match=r"the login user \(ansible_user\)"):
         resolve({}, "h1", ansible_user="Not A User")
+    with pytest.raises(ContractError, match="ringrift_p2p_user"):
+        resolve({"ringrift_p2p_user": "-x"}, "h1")
+
+
+def test_a_root_login_never_escalates():
+    """Docker, no user, or root: nothing calls sudo (container images often have none)."""
+    for kwargs in ({}, {"ansible_user": "root"}, {"login_user": "root", "ansible_user": "ubuntu"}):
+        d = resolve({"ringrift_path": "~/ringrift/ai-service"}, "vast-1", home="/root", **kwargs)
+        assert (d["login_user"], d["user"], d["become_root"], d["become_daemon"]) == ("root", "root", False, False), kwargs
+
+
+def test_a_sudo_login_escalates_for_root_and_runs_the_daemon_as_itself():
+    d = resolve({"ringrift_path": "~/ringrift/ai-service"}, "nebius-1", home="/home/ubuntu", ansible_user="ubuntu")
+    assert (d["login_user"], d["user"], d["become_root"], d["become_daemon"]) == ("ubuntu", "ubuntu", True, False)
+    assert d["service_dir"] == "/home/ubuntu/ringrift/ai-service"
+    assert d["python"] == "/home/ubuntu/ringrift/ai-service/venv/bin/python"
+
+
+def test_the_node_reported_login_user_wins_over_ansible_user():
+    """ansible_facts.user_id is who Ansible really is on the node (ansible_user may be unset or mapped)."""
+    d = resolve({}, "h1", ansible_user="root", login_user="ec2-user")
+    assert (d["login_user"], d["user"], d["become_root"]) == ("ec2-user", "ec2-user", True)
+
+
+def test_a_daemon_user_other_than_the_login_writes_its_own_files_as_itself():
+    d = resolve({"ringrift_p2p_user": "ringrift"}, "h1", login_user="root")
+    assert (d["user"], d["become_root"], d["become_daemon"]) == ("ringrift", False, True)
+    d = resolve({"ringrift_p2p_user": "ringrift"}, "h1", login_user="ubuntu")
+    assert (d["user"], d["become_root"], d["become_daemon"]) == ("ringrift", True, True)
 
 
 def test_old_per_role_names_fail_naming_the_new_one():

@@ -60,6 +60,8 @@ FORMAT = 2
 OLD_FORMATS = (1,)
 DEFAULT_PATH = "/var/lib/ringrift/converge-stamp.json"
 KEY_NAME = "converge-stamp.key"
+# World-readable: see write_stamp().
+STAMP_MODE = 0o644
 KEY_BYTES = 32
 DIGEST_PREFIX = "hmac-sha256:"
 # The listener check names the unit/program and its (resolved) manager.
@@ -292,8 +294,10 @@ def read_stamp(path):
 def write_stamp(path, stamp, now=None, check_mode=False):
     """Write ``stamp`` (plus ``converged_at``) unless the file already holds the same content.
 
-    The file is replaced atomically and readable by root only (it names the node's files
-    and settings). Returns ``(changed, written)`` where ``written`` is the stamp now in effect.
+    The file is replaced atomically, mode 0644: the audit reads ``converged_at`` without root
+    (a ``ubuntu`` login), and what it holds is no secret: every digest is keyed with the node's
+    root-only stamp key, the rest names files and settings as the world-readable unit does.
+    Returns ``(changed, written)`` where ``written`` is the stamp now in effect.
     """
     _absolute(path)
     try:
@@ -301,10 +305,10 @@ def write_stamp(path, stamp, now=None, check_mode=False):
     except StampError:
         current = None
     if current is not None and content(current) == content(stamp):
-        if stat.S_IMODE(os.stat(path).st_mode) == 0o600:
+        if stat.S_IMODE(os.stat(path).st_mode) == STAMP_MODE:
             return False, current
         if not check_mode:
-            os.chmod(path, 0o600)
+            os.chmod(path, STAMP_MODE)
         return True, current
     written = dict(content(stamp))
     written["converged_at"] = (now or datetime.datetime.utcnow()).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -318,7 +322,7 @@ def write_stamp(path, stamp, now=None, check_mode=False):
         with os.fdopen(handle, "w") as out:
             json.dump(written, out, indent=2, sort_keys=True)
             out.write("\n")
-        os.chmod(temp, 0o600)
+        os.chmod(temp, STAMP_MODE)
         os.rename(temp, path)
     except BaseException:
         if os.path.exists(temp):

@@ -259,7 +259,7 @@ def test_write_stamp_creates_the_directory_and_a_root_only_file(tmp_path):
     changed, written = cs.write_stamp(path, stamp, now=T1)
     assert changed is True
     assert written == dict(stamp, converged_at="2026-11-29T05:02:11Z")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == cs.STAMP_MODE == 0o644
     with open(path) as handle:
         assert json.load(handle) == written
     assert cs.read_stamp(path) == written
@@ -299,7 +299,7 @@ def test_changed_content_rewrites_with_a_new_converged_at(tmp_path):
     on_disk = cs.read_stamp(path)
     assert on_disk == written
     assert on_disk["python"]["imports"] == ["json", "yaml"]
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == cs.STAMP_MODE == 0o644
     # any content key counts, the fingerprint too
     assert cs.write_stamp(path, build(imports=["json", "yaml"], fingerprint="sha256:new"), now=T2)[0] is True
 
@@ -330,7 +330,7 @@ def test_write_stamp_replaces_an_unreadable_stamp(tmp_path):
     changed, written = cs.write_stamp(path, build(), now=T1)
     assert changed is True
     assert cs.read_stamp(path) == written
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == cs.STAMP_MODE == 0o644
 
 
 def test_write_stamp_is_atomic_when_writing_fails(tmp_path, monkeypatch):
@@ -368,7 +368,7 @@ def test_write_stamp_renames_a_temp_file_from_the_same_directory(tmp_path, monke
     assert dst == path
     assert os.path.dirname(src) == str(tmp_path)
     assert os.path.basename(src).startswith(".converge-stamp.")
-    assert mode == 0o600  # already private before it becomes visible
+    assert mode == cs.STAMP_MODE  # its final mode before it becomes visible
 
 
 def test_read_stamp_missing_is_none(tmp_path):
@@ -550,11 +550,12 @@ def test_write_stamp_restores_the_mode_of_an_unchanged_stamp(tmp_path):
     path = str(tmp_path / "stamp.json")
     stamp = cs.build_stamp("sha256:x", [], sys.executable, [], dict(LISTENER), key=KEY)
     assert cs.write_stamp(path, stamp)[0] is True
-    os.chmod(path, 0o644)
+    os.chmod(path, 0o600)
     changed, written = cs.write_stamp(path, stamp, check_mode=True)
-    assert changed is True and oct(os.stat(path).st_mode & 0o777) == "0o644"
-    changed, written = cs.write_stamp(path, stamp)
     assert changed is True and oct(os.stat(path).st_mode & 0o777) == "0o600"
+    changed, written = cs.write_stamp(path, stamp)
+    # Readable without root: the audit of a `ubuntu` login reads converged_at from it.
+    assert changed is True and oct(os.stat(path).st_mode & 0o777) == "0o644"
     assert cs.write_stamp(path, stamp)[0] is False
 
 

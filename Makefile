@@ -12,11 +12,13 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 NODES     ?= 10
 # stand-in (tests/fixtures/ai-service) or real (the RingRift daemon: RINGRIFT_AI_SERVICE or ../shared/ringrift-daemon).
 DAEMON    ?= stand-in
+# ssh: nodes reached as the fleet file says (gateway ports, a jump host, sudo users); docker: docker exec as root.
+TRANSPORT ?= ssh
 
 .PHONY: help venv docker images lint sanity unit molecule e2e e2e-real test demo demo-down bench build clean
 
 help:
-	@echo "make demo      simulated fleet: seed the real outage, audit, repair, audit again (NODES=$(NODES), DAEMON=$(DAEMON))"
+	@echo "make demo      simulated fleet: seed the real outage, audit, repair, audit again (NODES=$(NODES), DAEMON=$(DAEMON), TRANSPORT=$(TRANSPORT))"
 	@echo "make test      everything below: lint sanity unit build molecule e2e e2e-real"
 	@echo "make venv      pinned toolchain in $(VENV)"
 	@echo "make images    Docker engine + local test images (ringrift/vm, ringrift/container)"
@@ -76,13 +78,13 @@ e2e-real: venv
 test: lint sanity unit build molecule e2e e2e-real
 
 demo: venv images
-	$(PY) tools/demo.py up $(NODES) --daemon $(DAEMON)
+	$(PY) tools/demo.py up $(NODES) --daemon $(DAEMON) --transport $(TRANSPORT)
 
 demo-down: venv
 	$(PY) tools/demo.py down
 
 bench: venv images
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --transport $(TRANSPORT)
 
 build: venv
 	rm -rf build/dist build/install

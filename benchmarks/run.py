@@ -13,7 +13,12 @@ interleaved, several repetitions, median reported:
 
 for each fleet size (default 5 and 26 nodes). Results go to benchmarks/results.json.
 
-    .venv/bin/python benchmarks/run.py [--sizes 5,26] [--repeat 3] [--forks 30]
+The nodes are reached the way operators reach the fleet (--transport ssh, the default):
+over SSH through the inventory plugin's connection variables, Vast nodes behind one
+gateway address, Nebius nodes through a jump host as `ubuntu` with sudo (tools/demo.py).
+--transport docker reaches them with `docker exec` as root, for comparison.
+
+    .venv/bin/python benchmarks/run.py [--sizes 5,26] [--repeat 3] [--forks 30] [--transport ssh|docker]
 """
 
 import argparse
@@ -50,11 +55,11 @@ def timed(cmd, forks):
     return took, proc.stdout
 
 
-def healthy_fleet(size):
+def healthy_fleet(size, transport):
     """Start `size` nodes and converge them all: the state both measured runs start from."""
     demo.down(quiet=True)
     nodes, voters = demo.plan(size)
-    source = demo.write_fleet_files(nodes, voters)
+    source = demo.write_fleet_files(nodes, voters, transport=transport)
     demo.start_containers(nodes)
     proc, took = demo.playbook(source, "site.yml")
     if proc.returncode != 0:
@@ -64,8 +69,8 @@ def healthy_fleet(size):
     return source, took
 
 
-def measure(size, repeat, forks):
-    source, converge_seconds = healthy_fleet(size)
+def measure(size, repeat, forks, transport):
+    source, converge_seconds = healthy_fleet(size, transport)
     ping = [BIN + "/ansible", "-i", source, "all", "-m", "ansible.builtin.ping"]
     audit = [BIN + "/ansible-playbook", "-i", source, os.path.join(REPO, "playbooks", "audit.yml")]
     rerun = [BIN + "/ansible-playbook", "-i", source, os.path.join(REPO, "playbooks", "site.yml")]
@@ -87,6 +92,7 @@ def measure(size, repeat, forks):
     med = dict((k, statistics.median(v)) for k, v in samples.items())
     result = {
         "nodes": size,
+        "transport": transport,
         "forks": forks,
         "repeat": repeat,
         "initial_converge_seconds": round(converge_seconds, 2),
@@ -112,12 +118,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--forks", type=int, default=30)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
+    parser.add_argument("--transport", choices=demo.TRANSPORTS, default="ssh",
+                        help="ssh: as the fleet file says (default); docker: docker exec as root")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     fleets = []
     try:
         for size in sizes:
-            fleets.append(measure(size, args.repeat, args.forks))
+            fleets.append(measure(size, args.repeat, args.forks, args.transport))
     finally:
         demo.down(quiet=True)
     inv_out = os.path.join(REPO, "build", "inventory-bench.json")
@@ -130,6 +138,7 @@ def main():
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "node_counts": sizes,
+        "transport": args.transport,
         "audit_vs_ping": largest["audit_vs_ping"],
         "rerun_vs_ping": largest["rerun_vs_ping"],
         "full_rerun_vs_ping": largest["full_rerun_vs_ping"],
@@ -141,7 +150,8 @@ def main():
     with open(args.output, "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
-    print("\nnodes  ping(s)  audit(s)  audit/ping  rerun(s)  rerun/ping  full rerun(s)  full/ping  changed (rerun/full)")
+    print("\ntransport: %s" % args.transport)
+    print("nodes  ping(s)  audit(s)  audit/ping  rerun(s)  rerun/ping  full rerun(s)  full/ping  changed (rerun/full)")
     for fl in fleets:
         m = fl["median_seconds"]
         print("%5d  %7.1f  %8.1f  %10.2f  %8.1f  %10.2f  %13.1f  %9.2f  %s/%s" % (

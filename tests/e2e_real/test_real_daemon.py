@@ -147,6 +147,17 @@ def test_daemon_reads_the_deployed_fleet_file(fleet, converged):
         assert cluster["voter_config_source"] == "config", cluster
 
 
+def test_the_real_daemon_runs_as_the_sudo_login(fleet, converged):
+    """The VM node is logged into as `ubuntu` with sudo: the real daemon runs as ubuntu from ubuntu's home."""
+    node = next(n for n in fleet["nodes"] if n["kind"] == "vm")
+    assert (node["login"], node["checkout"]) == ("ubuntu", "/home/ubuntu/ringrift/ai-service"), node
+    pid = _node(node["name"], "systemctl show -p MainPID --value ringrift-p2p").stdout.strip()
+    assert pid.isdigit() and pid != "0", pid
+    assert _node(node["name"], "stat -c %U /proc/" + pid).stdout.strip() == "ubuntu"
+    assert _node(node["name"], "stat -c '%U %a' /etc/ringrift/node.conf").stdout.strip() == "ubuntu 600"
+    assert _node(node["name"], "find /home/ubuntu/ringrift -xdev ! -user ubuntu -print | head -3").stdout.strip() == ""
+
+
 def test_lsof_was_installed_and_proven(fleet, converged):
     for node in fleet["nodes"]:
         assert _node(node["name"], "command -v lsof").returncode == 0

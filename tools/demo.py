@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The main job on a laptop: a simulated fleet that reproduces the outage and repairs it.
 
-    tools/demo.py up [N] [--daemon real]   start N containers shaped like the real fleet, seed
+    tools/demo.py up [N] [--daemon real] [--transport docker]   start N containers shaped like the real fleet, seed
                            the audit's faults, audit, repair with site.yml, audit again, print a summary
     tools/demo.py fleet N [--daemon real]  start N healthy-to-be nodes, write the fleet files, nothing else
     tools/demo.py down     remove every container and file the demo created
@@ -10,11 +10,23 @@
 an ai-service-*.tar.xz archive or a git URL; default: the archive in ../shared/ringrift-daemon);
 the default is the stand-in in tests/fixtures/ai-service, which fails where the real one fails.
 
-Vast/RunPod nodes run the `container` image (no systemd), Nebius/Vultr/Hetzner nodes
-the `vm` image (systemd PID 1). The fleet is described by a generated
+Vast/RunPod nodes run the `container` image (no systemd, no sudo), Nebius/Vultr/Hetzner
+nodes the `vm` image (systemd PID 1). The fleet is described by a generated
 distributed_hosts.yaml in the real format and read through the collection's own
-inventory plugin; Ansible reaches the nodes through Docker (no SSH). Every address
-in the generated file is a documentation placeholder and is never contacted.
+inventory plugin, and Ansible reaches the nodes the way the real fleet is reached
+(--transport ssh, the default), with the connection variables the plugin derives:
+
+  Vast      behind one gateway address (127.0.0.1) on a port each, root
+  RunPod    its own published port on 127.0.0.1, root
+  Hetzner   its own published port, root; the first one is the fleet's jump host
+  Nebius    only through the jump host (ssh_proxy: <first Hetzner>), as `ubuntu` with sudo
+  Vultr     its own published port, as `ubuntu` with sudo
+
+Each node makes its own host keys at boot; the demo makes a client key per run
+(build/demo/ssh/id_cluster) and a known-hosts file of its own (trust on first use).
+--transport docker reaches every node with `docker exec` as root instead (faster,
+for checks that are not about transport). Addresses other than loopback and the
+demo's own containers are documentation placeholders and never contacted.
 """
 
 import argparse
@@ -22,6 +34,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +49,14 @@ CHECKOUT_FIXTURE = os.path.join(REPO, "tests", "fixtures", "ai-service")
 SHARED_DAEMON = os.path.join(os.path.dirname(REPO), "shared", "ringrift-daemon")
 REAL_DAEMON_CACHE = os.path.join(REPO, "build", "real-daemon")
 NVIDIA_SMI_DOUBLE = os.path.join(REPO, "tests", "fixtures", "nvidia-smi", "nvidia-smi")
+SSH_DIR = os.path.join(WORK, "ssh")
+SSH_KEY = os.path.join(SSH_DIR, "id_cluster")
+KNOWN_HOSTS = os.path.join(SSH_DIR, "known_hosts")
+# Published SSH ports on loopback: 127.0.0.1:<SSH_PORT_BASE + index> -> node:22.
+SSH_PORT_BASE = 22000
+# Cloud VM images log in as `ubuntu` with passwordless sudo; Vast/RunPod containers and Hetzner as root.
+SUDO_PROVIDERS = ("nebius", "vultr")
+TRANSPORTS = ("ssh", "docker")
 
 # (name, provider, gpu) in the order nodes are added; shapes follow the real file, with
 # GPU models the nvidia-smi test double can print.
@@ -128,8 +149,10 @@ def real_daemon_tree(source=None):
     return tree
 
 
-def docker_exec(container, script, check=True):
-    return run(["docker", "exec", container, "bash", "-c", script], check=check, capture=True)
+def docker_exec(container, script, check=True, user=None):
+    """A shell command on a node through Docker: for setting up and seeding faults, never for what the demo proves."""
+    return run(["docker", "exec"] + (["-u", user] if user else []) + [container, "bash", "-c", script],
+               check=check, capture=True)
 
 
 def plan(size):
@@ -169,14 +192,27 @@ def plan(size):
     return nodes, voters
 
 
+def ssh_shapes(nodes, transport):
+    """How each node is reached, as the real fleet reaches its kind (see the module's docstring)."""
+    jump = next((n["name"] for n in nodes if n["provider"] == "hetzner"), None)
+    for node in nodes:
+        node["transport"] = transport
+        node["login"] = "ubuntu" if transport == "ssh" and node["provider"] in SUDO_PROVIDERS else "root"
+        node["home"] = "/home/ubuntu" if node["login"] == "ubuntu" else "/root"
+        node["proxy"] = jump if transport == "ssh" and node["provider"] == "nebius" and jump else None
+        # Behind the jump host the node has no published port: only the jump host reaches it, by name.
+        node["published_port"] = None if node["proxy"] or transport != "ssh" else SSH_PORT_BASE + node["index"]
+    return nodes
+
+
 def checkout_path(node):
     """The checkout as distributed_hosts.yaml writes it (RunPod keeps it on /workspace)."""
     return "/workspace/ringrift/ai-service" if node["provider"] == "runpod" else "~/ringrift/ai-service"
 
 
 def checkout_on_node(node):
-    """The same path on the node, where the demo's user (root) has its home in /root."""
-    return checkout_path(node).replace("~", "/root", 1)
+    """The same path on the node: ~ is the login user's home."""
+    return checkout_path(node).replace("~", node["home"], 1)
 
 
 def placeholder_ssh_host(node):
@@ -186,32 +222,51 @@ def placeholder_ssh_host(node):
     return "203.0.113.%d" % (10 + node["index"])
 
 
-def write_fleet_files(nodes, voters, daemon="stand-in"):
-    """distributed_hosts.yaml in the real format + an inventory source that reaches nodes via Docker.
+def write_fleet_files(nodes, voters, daemon="stand-in", transport="ssh"):
+    """distributed_hosts.yaml in the real format + the inventory source that reads it.
 
-    The stand-in never contacts its peers, so the file carries documentation placeholders. The
-    real daemon gossips with its peers and voters: its nodes are named by their aliases on the
-    demo's own Docker network, so every connection stays between containers the demo started.
+    Over SSH (the default) every node is reached as :func:`ssh_shapes` says, with the
+    connection variables the inventory plugin derives from the file: nothing is overridden.
+    The stand-in never contacts its peers, so its advertise addresses are documentation
+    placeholders; the real daemon gossips with its peers and voters, so its nodes advertise
+    their aliases on the demo's own Docker network and every connection stays between
+    containers the demo started.
     """
     os.makedirs(WORK, exist_ok=True)
+    ssh_shapes(nodes, transport)
     lines = [
-        "# Generated by tools/demo.py for the simulated fleet. Real format; every address is a",
-        "# documentation placeholder: Ansible reaches these nodes through Docker, never SSH.",
+        "# Generated by tools/demo.py for the simulated fleet, in the real format. Reached over %s;" % (
+            "SSH through loopback ports and a jump host" if transport == "ssh" else "Docker (docker exec as root)"),
+        "# other addresses are documentation placeholders or the demo's own containers.",
         "",
         "p2p_voters:",
     ] + ["  - %s" % v for v in voters] + ["", "hosts:"]
     for node in nodes:
         path = checkout_path(node)
+        lines.append("  %s:" % node["name"])
+        if transport == "ssh":
+            lines += [
+                "    ssh_host: %s" % ("127.0.0.1" if node["published_port"] else node["name"]),
+                "    ssh_port: %d" % (node["published_port"] or 22),
+                "    ssh_user: %s" % node["login"],
+                "    ssh_key: %s" % SSH_KEY,
+            ]
+            if node["proxy"]:
+                lines.append("    ssh_proxy: %s" % node["proxy"])
+        else:
+            lines += [
+                "    ssh_host: %s" % (node["name"] if daemon == "real" else placeholder_ssh_host(node)),
+                "    ssh_port: %d" % (20000 + node["index"] if node["kind"] == "container" else 22),
+                "    ssh_user: root",
+                "    ssh_key: ~/.ssh/id_cluster",
+            ]
         lines += [
-            "  %s:" % node["name"],
-            "    ssh_host: %s" % (node["name"] if daemon == "real" else placeholder_ssh_host(node)),
-            "    ssh_port: %d" % (20000 + node["index"] if node["kind"] == "container" else 22),
-            "    ssh_user: root",
-            "    ssh_key: ~/.ssh/id_cluster",
             "    ringrift_path: %s" % path,
             "    venv_activate: source %s/venv/bin/activate" % path,
         ]
-        if node["provider"] == "vast" and daemon != "real":
+        if daemon == "real":
+            lines.append("    p2p_public_host: %s" % node["name"])
+        elif transport == "ssh" or node["provider"] == "vast":
             lines.append("    p2p_public_host: 198.51.100.%d" % (10 + node["index"]))
         if node["gpu"]:
             lines.append("    gpu: %s" % node["gpu"])
@@ -225,27 +280,59 @@ def write_fleet_files(nodes, voters, daemon="stand-in"):
     with open(hosts_file, "w") as f:
         f.write("\n".join(lines))
     source = os.path.join(WORK, "demo.distributed_hosts.yml")
-    with open(source, "w") as f:
-        f.write("\n".join([
-            "# Inventory source for the simulated fleet (tools/demo.py).",
+    if transport == "ssh":
+        body = [
+            "# Inventory source for the simulated fleet (tools/demo.py): reached over SSH as the file says.",
+            "plugin: ringrift.cluster.distributed_hosts",
+            "path: distributed_hosts.yaml",
+            "# The demo's nodes make new host keys each run: a known-hosts file of its own, not the operator's.",
+            "known_hosts_file: %s" % KNOWN_HOSTS,
+            "",
+        ]
+    else:
+        body = [
+            "# Inventory source for the simulated fleet (tools/demo.py --transport docker).",
             "plugin: ringrift.cluster.distributed_hosts",
             "path: distributed_hosts.yaml",
             "compose:",
-            "  # The simulated nodes are containers: reach them through Docker, not SSH.",
+            "  # Reached through Docker as root, not SSH: for speed where transport is not the point.",
             "  ansible_connection: \"'community.docker.docker'\"",
             "  ansible_host: \"'%s' ~ inventory_hostname\"" % PREFIX,
+            "  ansible_user: \"'root'\"",
             "  ansible_python_interpreter: \"'/usr/bin/python3'\"",
             "",
-        ]))
+        ]
+    with open(source, "w") as f:
+        f.write("\n".join(body))
     for node in nodes:
         node["checkout"] = checkout_on_node(node)
     with open(os.path.join(WORK, "plan.json"), "w") as f:
-        json.dump({"nodes": nodes, "voters": voters}, f, indent=2)
+        json.dump({"nodes": nodes, "voters": voters, "transport": transport}, f, indent=2)
     return source
+
+
+def client_key():
+    """The controller's key for this run (the fleet file's ssh_key), made fresh; never committed."""
+    os.makedirs(SSH_DIR, mode=0o700, exist_ok=True)
+    if not os.path.exists(SSH_KEY):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ringrift-demo", "-f", SSH_KEY], capture=True)
+    with open(SSH_KEY + ".pub") as f:
+        return f.read().strip()
+
+
+def wait_for(what, probe, deadline=90.0):
+    """Poll ``probe()`` until it is true; one total deadline."""
+    end = time.monotonic() + deadline
+    while not probe():
+        if time.monotonic() > end:
+            raise SystemExit("[demo] gave up waiting for %s after %.0f s" % (what, deadline))
+        time.sleep(0.5)
 
 
 def start_containers(nodes, daemon="stand-in"):
     checkout = real_daemon_tree() if daemon == "real" else CHECKOUT_FIXTURE
+    over_ssh = any(n.get("transport") == "ssh" for n in nodes)
+    public_key = client_key() if over_ssh else None
     # The demo's own network: nodes reach each other by name, nothing else is on it.
     if run(["docker", "network", "inspect", NETWORK], check=False, capture=True).returncode != 0:
         run(["docker", "network", "create", "--label", LABEL, NETWORK], capture=True)
@@ -253,8 +340,12 @@ def start_containers(nodes, daemon="stand-in"):
         name = PREFIX + node["name"]
         cmd = ["docker", "run", "-d", "--name", name, "--hostname", node["name"], "--label", LABEL,
                "--network", NETWORK, "--network-alias", node["name"]]
+        if node.get("published_port"):
+            cmd += ["-p", "127.0.0.1:%d:22" % node["published_port"]]
         if node["kind"] == "vm":
-            cmd += ["--cap-add", "SYS_ADMIN", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            # SYS_PTRACE: root on a VM may read every process's /proc/<pid>/fd (Docker drops it, so
+            # without it root could not see the sockets of a daemon that runs as `ubuntu`).
+            cmd += ["--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
                     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--security-opt", "seccomp=unconfined",
                     "--stop-signal", "SIGRTMIN+3", "ringrift/vm:latest"]
         else:
@@ -265,9 +356,18 @@ def start_containers(nodes, daemon="stand-in"):
         if node["kind"] == "vm":
             docker_exec(name, "systemctl is-system-running --wait >/dev/null || true")
         home = os.path.dirname(checkout_on_node(node))
-        # A real node arrives with the service checkout already there.
+        # A real node arrives with the service checkout already there, owned by its login user.
         docker_exec(name, "mkdir -p %s" % home)
         run(["docker", "cp", checkout, "%s:%s/ai-service" % (name, home)], capture=True)
+        docker_exec(name, "chown -R %s: %s" % (node.get("login", "root"), home))
+        if public_key:
+            # What the provider's cloud-init or console does: the operator's key for the login user.
+            user = node["login"]
+            docker_exec(name, "install -d -m 0700 -o {u} -g {u} {h}/.ssh && echo '{k}' > {h}/.ssh/authorized_keys && "
+                              "chown {u}: {h}/.ssh/authorized_keys && chmod 0600 {h}/.ssh/authorized_keys".format(
+                                  u=user, h=node["home"], k=public_key))
+            wait_for("sshd on %s" % node["name"],
+                     lambda n=name: docker_exec(n, "ss -Hltn 'sport = :22' | grep -q .", check=False).returncode == 0)
         if node["gpu"]:
             run(["docker", "cp", NVIDIA_SMI_DOUBLE, "%s:/usr/bin/nvidia-smi" % name], capture=True)
             docker_exec(name, "chmod 0755 /usr/bin/nvidia-smi && mkdir -p /etc/ringrift-test && "
@@ -281,6 +381,20 @@ def playbook(source, name, *args, env=None):
     with open(os.path.join(WORK, "%s-%d.log" % (name.split(".")[0], int(started))), "w") as f:
         f.write(proc.stdout)
     return proc, time.time() - started
+
+
+def first_contact(source, nodes):
+    """The operator's first step: every node answers a ping through the inventory, as the file says to reach it."""
+    started = time.time()
+    proc = run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i", source, "all", "-m", "ansible.builtin.ping"],
+               check=False, capture=True)
+    ponged = sorted(set(re.findall(r"^(\S+) \| SUCCESS", proc.stdout, re.M)))
+    with open(os.path.join(WORK, "first-contact.log"), "w") as f:
+        f.write(proc.stdout)
+    if proc.returncode != 0 or len(ponged) != len(nodes):
+        sys.stdout.write(proc.stdout[-6000:])
+        raise SystemExit("[demo] not every node answered the first ping")
+    return time.time() - started, ponged
 
 
 def seed_faults(source, nodes):
@@ -299,7 +413,8 @@ def seed_faults(source, nodes):
             # A dependency vanishes (an image rebuild without it): the next start crash-loops.
             restart = ("systemctl restart ringrift-p2p" if node["kind"] == "vm"
                        else "supervisorctl restart ringrift-p2p")
-            docker_exec(name, "%s/bin/pip uninstall -q -y %s && (%s || true)" % (venv, package, restart))
+            docker_exec(name, "%s/bin/pip uninstall -q -y %s" % (venv, package), user=node.get("login"))
+            docker_exec(name, "%s || true" % restart)
         elif node["fault"] == "decoy":
             # The old pgrep false positive: a command line that names the daemon, no listener.
             docker_exec(name, "mkdir -p /tmp/decoy && cd /tmp/decoy && "
@@ -323,7 +438,7 @@ def audit(source, label):
 
 
 # What a converge touches on a node; logs are left out (running daemons write them).
-_LISTING = ("find /etc/ringrift /etc/systemd/system /etc/supervisor /etc/logrotate.d /root/ringrift "
+_LISTING = ("find /etc/ringrift /etc/systemd/system /etc/supervisor /etc/logrotate.d /root/ringrift /home/ubuntu/ringrift "
             "/workspace/ringrift /root/onstart.sh /usr/local/bin -xdev -name __pycache__ -prune -o "
             "-printf '%p %s %m %U %T@\\n' 2>/dev/null | sort | sha256sum")
 
@@ -345,6 +460,13 @@ def check_mode_run(source, nodes):
             "report": os.path.join(WORK, "reports", reports[-1]) if reports else None}, took
 
 
+def describe_reach(node):
+    if node["transport"] != "ssh":
+        return "%s docker exec" % node["name"]
+    how = "via %s" % node["proxy"] if node["proxy"] else "127.0.0.1:%d" % node["published_port"]
+    return "%s %s@%s" % (node["name"], node["login"], how)
+
+
 def describe(report):
     s, q = report["summary"], report["quorum"]
     causes = ", ".join("%s=%d" % (k, v) for k, v in sorted(s["by_diagnosis"].items()) if v)
@@ -353,7 +475,7 @@ def describe(report):
         len(q["voters"]), q["required"], causes)
 
 
-def fleet(size, daemon="stand-in"):
+def fleet(size, daemon="stand-in", transport="ssh"):
     """Nodes shaped like the real fleet, nothing converged or seeded: for tests that run the playbooks themselves."""
     down(quiet=True)
     if size < 1:
@@ -365,25 +487,28 @@ def fleet(size, daemon="stand-in"):
     nodes = [{"name": name, "provider": provider, "gpu": gpu, "index": index, "fault": "none", "voter": True,
               "kind": "container" if provider in CONTAINER_PROVIDERS else "vm"} for index, (name, provider, gpu) in picked]
     voters = [n["name"] for n in nodes]
-    source = write_fleet_files(nodes, voters, daemon)
+    source = write_fleet_files(nodes, voters, daemon, transport)
     start_containers(nodes, daemon)
-    log("started %d nodes with the %s daemon (inventory source %s), voters: %s" % (
-        len(nodes), daemon, source, ", ".join(voters)))
+    log("started %d nodes with the %s daemon over %s (inventory source %s), voters: %s" % (
+        len(nodes), daemon, transport, source, ", ".join(voters)))
     return 0
 
 
-def up(size, check_first=False, daemon="stand-in"):
+def up(size, check_first=False, daemon="stand-in", transport="ssh"):
     timings = {}
     check = None
     down(quiet=True)
     nodes, voters = plan(size)
     t0 = time.time()
-    source = write_fleet_files(nodes, voters, daemon)
+    source = write_fleet_files(nodes, voters, daemon, transport)
     start_containers(nodes, daemon)
     timings["start containers"] = time.time() - t0
     log("started %d nodes with the %s daemon (%s), voters: %s" % (len(nodes), daemon, ", ".join(
         "%s:%s" % (n["name"], n["fault"]) for n in nodes), ", ".join(voters)))
+    log("reached over %s: %s" % (transport, ", ".join(describe_reach(n) for n in nodes)))
     t0 = time.time()
+    timings["first contact"], ponged = first_contact(source, nodes)
+    log("first contact (ansible all -m ping through the inventory): %d/%d nodes answered" % (len(ponged), len(nodes)))
     seed_faults(source, nodes)
     timings["seed faults"] = time.time() - t0
 
@@ -438,12 +563,14 @@ def main(argv=None):
     for sub_parser in (p_up, p_fleet):
         sub_parser.add_argument("--daemon", choices=["stand-in", "real"], default=os.environ.get("DAEMON") or "stand-in",
                                 help="stand-in (tests/fixtures/ai-service) or the real RingRift daemon")
+        sub_parser.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "ssh",
+                                help="ssh (as the fleet file says: gateway, jump host, sudo users) or docker (docker exec as root)")
     sub.add_parser("down")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.nodes, args.check_first, args.daemon)
+        return up(args.nodes, args.check_first, args.daemon, args.transport)
     if args.command == "fleet":
-        return fleet(args.nodes, args.daemon)
+        return fleet(args.nodes, args.daemon, args.transport)
     return down()
 
 

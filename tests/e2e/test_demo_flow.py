@@ -3,6 +3,12 @@
 Runs `tools/demo.py up 5`: seeds every fault class of the real audit, audits,
 repairs with site.yml, audits again. Asserts on the two JSON reports, and that
 `site.yml --check` on the broken fleet changed nothing on any node.
+
+Transport is the point here: every node is reached over SSH exactly as the generated
+fleet file says (a gateway address with a port per node, a jump host named by
+`ssh_proxy`, root logins and `ubuntu` logins with sudo, voters among both), through the
+inventory plugin's own connection variables. `docker exec` is used only to seed faults
+and to look at the nodes' state.
 Needs the Docker engine and the local images (`make images`); `make e2e` runs it.
 """
 
@@ -35,6 +41,14 @@ def demo():
     subprocess.run([PY, "tools/demo.py", "down"], cwd=REPO, check=False, timeout=300)
 
 
+def _inventory():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    out = subprocess.run([os.path.join(os.path.dirname(PY), "ansible-inventory"), "-i",
+                          os.path.join(WORK, "demo.distributed_hosts.yml"), "--list"],
+                         cwd=REPO, env=env, text=True, capture_output=True, check=True, timeout=120).stdout
+    return json.loads(out)["_meta"]["hostvars"]
+
+
 def _load(path):
     with open(path) as f:
         return json.load(f)
@@ -44,6 +58,66 @@ def test_demo_exits_zero(demo):
     proc, dummy, summary = demo
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert summary["ok"] is True
+
+
+def test_nodes_are_reached_over_ssh_as_the_fleet_file_says(demo):
+    """Gateway, jump host, root and sudo logins, voters among both; nothing overridden by hand."""
+    dummy, plan, dummy2 = demo
+    assert plan["transport"] == "ssh"
+    nodes = dict((n["name"], n) for n in plan["nodes"])
+    hostvars = _inventory()
+    gateway = [n for n in nodes.values() if n["provider"] == "vast"]
+    assert len(gateway) >= 2 and len(set(n["published_port"] for n in gateway)) == len(gateway)
+    behind_jump = [n for n in nodes.values() if n["proxy"]]
+    assert behind_jump, "no node behind the jump host"
+    voters = [nodes[v] for v in plan["voters"]]
+    assert set(n["login"] for n in voters) == set(["root", "ubuntu"]), voters
+    key = os.path.join(WORK, "ssh", "id_cluster")
+    known = os.path.join(WORK, "ssh", "known_hosts")
+    for name, node in nodes.items():
+        hv = hostvars[name]
+        assert "ansible_connection" not in hv, hv  # ssh: Ansible's default, from the plugin alone
+        assert (hv["ansible_user"], hv["ansible_ssh_private_key_file"]) == (node["login"], key)
+        assert hv["ansible_ssh_common_args"].startswith(
+            "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s" % known), hv["ansible_ssh_common_args"]
+        if node["proxy"]:
+            jump = nodes[node["proxy"]]
+            assert (hv["ansible_host"], hv["ansible_port"]) == (name, 22)
+            assert "ProxyCommand=" in hv["ansible_ssh_common_args"]
+            assert "-p %d -i %s %s@127.0.0.1" % (jump["published_port"], key, jump["login"]) in hv["ansible_ssh_common_args"]
+        else:
+            assert (hv["ansible_host"], hv["ansible_port"]) == ("127.0.0.1", node["published_port"])
+            assert "ProxyCommand" not in hv["ansible_ssh_common_args"]
+    with open(os.path.join(WORK, "first-contact.log")) as f:
+        pinged = f.read()
+    assert all("%s | SUCCESS" % name in pinged for name in nodes), pinged
+    # Trust on first use: every node's host key is in the demo's own file now (hashed or not).
+    with open(known) as f:
+        assert len([line for line in f if line.strip()]) >= len(nodes)
+
+
+def test_sudo_nodes_run_the_daemon_as_their_login_user(demo):
+    """An `ubuntu` login: the daemon, its checkout and node.conf are ubuntu's; nothing lands under /root."""
+    dummy, plan, summary = demo
+    assert summary["ok"] is True
+    sudo_nodes = [n for n in plan["nodes"] if n["login"] == "ubuntu"]
+    assert sudo_nodes
+    for node in sudo_nodes:
+        name = node["name"]
+        assert node["checkout"].startswith("/home/ubuntu/"), node
+        pid = _main_pid(name)
+        assert _node_sh(name, "stat -c %%U /proc/%d" % pid).stdout.strip() == "ubuntu"
+        assert _node_sh(name, "systemctl show -p User --value ringrift-p2p").stdout.strip() == "ubuntu"
+        assert _node_sh(name, "stat -c '%U %a' /etc/ringrift/node.conf").stdout.strip() == "ubuntu 600"
+        owners = _node_sh(name, "find %s/venv %s/config -xdev ! -user ubuntu -print | head -5"
+                          % (node["checkout"], node["checkout"])).stdout.strip()
+        assert owners == "", "files in ubuntu's checkout not owned by ubuntu: %s" % owners
+        assert _node_sh(name, "ls -A /root").stdout.split() == [".bashrc", ".profile", ".ssh"], \
+            "the converge wrote under /root of a sudo node"
+    # Root logins never call sudo: the container image has none, and those nodes converged.
+    for node in plan["nodes"]:
+        if node["login"] == "root" and node["kind"] == "container":
+            assert _node_sh(node["name"], "command -v sudo").returncode != 0
 
 
 def test_first_audit_finds_each_seeded_fault(demo):

@@ -155,6 +155,22 @@ def start_http_server(status=200, body=None, delay=0.0, host="127.0.0.1"):
     return server
 
 
+
+def http_servers():
+    """Generator behind the ``http_server`` fixtures: yields ``start(**kwargs) -> port``, then stops every server."""
+    servers = []
+
+    def start(**kwargs):
+        server = start_http_server(**kwargs)
+        servers.append(server)
+        return server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 class RawServer(object):
     """Loopback TCP server that answers every connection with ``reply(conn)`` in a thread."""
 

@@ -14,24 +14,16 @@ import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_health
 
-from p2p_fakes import RawServer, drip, start_http_server
+from p2p_fakes import RawServer, drip, http_servers, start_http_server
 
 __metaclass__ = type
 
 
 @pytest.fixture
 def http_server():
-    servers = []
-
-    def start(**kwargs):
-        server = start_http_server(**kwargs)
-        servers.append(server)
-        return server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """``start(**kwargs) -> port`` of a loopback health server; all stop with the test."""
+    for start in http_servers():
+        yield start
 
 
 @pytest.fixture

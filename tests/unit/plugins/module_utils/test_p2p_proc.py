@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_health, p2p_proc, p2p_process, p2p_sockets
 
-from p2p_fakes import DAEMON, TRACEBACK_LOG, FakeProc, FakeRunner, params, start_http_server, write
+from p2p_fakes import DAEMON, TRACEBACK_LOG, FakeProc, FakeRunner, http_servers, params, start_http_server, write
 
 __metaclass__ = type
 
@@ -27,17 +27,9 @@ def proc(tmp_path):
 
 @pytest.fixture
 def http_server():
-    servers = []
-
-    def start(**kwargs):
-        server = start_http_server(**kwargs)
-        servers.append(server)
-        return server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """``start(**kwargs) -> port`` of a loopback health server; all stop with the test."""
+    for start in http_servers():
+        yield start
 
 
 # --------------------------------------------------------------------------- inspect

@@ -161,3 +161,12 @@ def test_missing_tcp6_file_is_tolerated(proc):
 def test_addresses_overlap(left, right, overlap):
     assert p2p_sockets.addresses_overlap(left, right) is overlap
     assert p2p_sockets.addresses_overlap(right, left) is overlap  # symmetric
+
+
+def test_unsupported_os_needs_linux_and_a_socket_table(tmp_path):
+    assert p2p_sockets.unsupported_os(str(tmp_path), system="Darwin").startswith("Darwin: the collection manages Linux nodes only")
+    assert p2p_sockets.unsupported_os(str(tmp_path), system="").startswith("an unknown operating system:")
+    assert "is /proc mounted?" in p2p_sockets.unsupported_os(str(tmp_path), system="Linux")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp6").write_text(TCP_HEADER)
+    assert p2p_sockets.unsupported_os(str(tmp_path), system="Linux") is None

@@ -7,14 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import socket
-import threading
 import time
 
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_health
 
-from p2p_fakes import RawServer, drip, http_servers, start_http_server
+from p2p_fakes import RawServer, drip, http_servers
 
 __metaclass__ = type
 

@@ -7,13 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_health, p2p_proc, p2p_process, p2p_sockets
+from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc, p2p_process, p2p_sockets
 
 from p2p_fakes import DAEMON, TRACEBACK_LOG, FakeProc, FakeRunner, http_servers, params, start_http_server, write
 

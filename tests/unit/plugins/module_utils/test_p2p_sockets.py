@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc, p2p_sockets
 
-from p2p_fakes import DAEMON, TCP_HEADER, FakeProc, hex_v4, hex_v6, params
+from p2p_fakes import DAEMON, TCP_HEADER, FakeProc, hex_v4, params
 
 __metaclass__ = type
 

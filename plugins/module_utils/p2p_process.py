@@ -26,7 +26,9 @@ import os
 import pwd
 import time
 
+
 def read_text(path, limit=None):
+    """A ``/proc`` file as text (at most ``limit`` bytes); raises ``OSError`` when it cannot be read."""
     with open(path, "rb") as handle:
         data = handle.read() if limit is None else handle.read(limit)
     return data.decode("utf-8", "replace")

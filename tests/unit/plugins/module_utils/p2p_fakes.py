@@ -155,7 +155,6 @@ def start_http_server(status=200, body=None, delay=0.0, host="127.0.0.1"):
     return server
 
 
-
 def http_servers():
     """Generator behind the ``http_server`` fixtures: yields ``start(**kwargs) -> port``, then stops every server."""
     servers = []

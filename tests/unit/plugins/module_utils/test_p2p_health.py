@@ -21,8 +21,7 @@ __metaclass__ = type
 @pytest.fixture
 def http_server():
     """``start(**kwargs) -> port`` of a loopback health server; all stop with the test."""
-    for start in http_servers():
-        yield start
+    yield from http_servers()
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ def proc(tmp_path):
 @pytest.fixture
 def http_server():
     """``start(**kwargs) -> port`` of a loopback health server; all stop with the test."""
-    for start in http_servers():
-        yield start
+    yield from http_servers()
 
 
 # --------------------------------------------------------------------------- inspect

@@ -29,6 +29,7 @@ SUPERVISOR_ARGVS = [["supervisorctl", "pid", "ringrift-p2p"], ["supervisorctl", 
 SYSTEMD_RUNNING = ("LoadState=loaded\nActiveState=active\nSubState=running\nNRestarts=3\nMainPID=4242\n"
                    "UnitFileState=enabled\nNeedDaemonReload=no\n")
 
+
 def test_managed_main_pid_systemd():
     run = FakeRunner({"systemctl show": (0, "MainPID=4321\n", "")})
     assert service_manager.managed_main_pid("systemd", "ringrift-p2p", runner=run) == (4321, "MainPID=4321")

@@ -53,7 +53,7 @@ import re
 import stat
 import tempfile
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc
+from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc, service_manager
 
 # 2: fingerprint and file checksums keyed with the node's stamp key (1 held them as plain SHA-256).
 FORMAT = 2
@@ -72,6 +72,9 @@ LISTENER_KEYS = ("port", "bind_address", "node_id", "cmdline_regex", "check_port
                  "health_path", "health_timeout", "service_name", "service_manager", "log_path", "start_grace", "service_dir",
                  "python", "script")
 GPU_KEYS = ("executable", "expected_count", "expected_model", "timeout", "check_torch", "python", "fail_on_mismatch")
+# Seconds each command of the re-check may take (the import probe, systemctl): the import probe
+# loads the daemon's dependencies, torch among them, which takes tens of seconds on a cold cache.
+CHECK_COMMAND_TIMEOUT = 60
 _IMPORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # Imports every module named in argv[1] (JSON list) and prints the ones that failed.
@@ -241,7 +244,7 @@ def build_stamp(fingerprint, files, python, imports, listener, gpu=None, key=Non
              "listener.service_name must be a unit or program name")
     try:
         # The same validation p2p_listener applies, so a stamp never holds a check that cannot run.
-        p2p_proc._validate(dict(listener))  # pylint: disable=protected-access
+        p2p_proc.validate_params(dict(listener))
     except ValueError as exc:
         raise StampError("listener: %s" % exc)
     if gpu is not None:
@@ -376,16 +379,15 @@ def _check_service(stamp, runner):
         # supervisor: autostart lives in the program file (a managed file); the listener
         # check below asks supervisorctl for the program's PID.
         return []
-    unit = "%s.service" % listener.get("service_name")
-    rc, out, err = runner(["systemctl", "show", unit, "-p", "UnitFileState", "-p", "NeedDaemonReload"])
-    props = dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
+    unit = service_manager.systemd_unit(listener.get("service_name"))
+    view = service_manager.read_service("systemd", listener.get("service_name"), runner=runner)
     reasons = []
-    if rc != 0:
-        reasons.append("systemctl show %s failed (rc=%s): %s" % (unit, rc, (err or "").strip()[:200]))
+    if view["rc"] != 0:
+        reasons.append("systemctl show %s failed (rc=%s): %s" % (unit, view["rc"], view["detail"][:200]))
     else:
-        if props.get("UnitFileState") != "enabled":
-            reasons.append("%s is %s, not enabled (it would not start on boot)" % (unit, props.get("UnitFileState") or "unknown"))
-        if props.get("NeedDaemonReload") == "yes":
+        if view["unit_file_state"] != "enabled":
+            reasons.append("%s is %s, not enabled (it would not start on boot)" % (unit, view["unit_file_state"] or "unknown"))
+        if view["need_daemon_reload"]:
             reasons.append("%s changed on disk and systemd has not reloaded it" % unit)
     return reasons
 

@@ -108,7 +108,7 @@ gpu:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi
+from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi, service_manager
 
 
 def main():
@@ -120,8 +120,8 @@ def main():
         supports_check_mode=True,
     )
 
-    def runner(argv):
-        return module.run_command(argv)
+    # The same bounded runner as p2p_listener's, with room for the import probe (torch imports slowly).
+    runner = service_manager.bounded_runner(converge_stamp.CHECK_COMMAND_TIMEOUT)
 
     def which(executable):
         return nvidia_smi.find_executable(module, executable)

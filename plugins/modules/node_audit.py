@@ -23,44 +23,10 @@ description:
     no further and returns RV(diagnosis=unsupported_os) with the reason in RV(unsupported_reason), never
     C(never_started), because without C(/proc) no socket can be traced to its process.
 options:
-  port:
-    description: TCP port of the P2P daemon.
-    type: int
-    default: 8770
-  node_id:
-    description: Expected C(--node-id) of the daemon and C(node_id) in its health answer.
-    type: str
-  cmdline_regex:
-    description: Regular expression the port owner's command line must match.
-    type: str
-    default: p2p_orchestrator
-  python:
-    description:
-      - Absolute path of the interpreter the service runs; the port owner must run it (its executable and
-        C(argv[0])), as O(ringrift.cluster.p2p_listener#module:python) checks. Unset skips the check.
-    type: path
-  script:
-    description:
-      - Path of the script the service runs (relative paths are taken from the owner's working directory),
-        as O(ringrift.cluster.p2p_listener#module:script) checks. Unset skips the check.
-    type: str
   health_path:
     description: HTTP path of the daemon's health endpoint; empty to skip the health check.
     type: str
     default: /health
-  health_timeout:
-    description: Seconds the whole health request may take (connect, send and every read together).
-    type: float
-    default: 5.0
-  service_name:
-    description: systemd unit or supervisor program name.
-    type: str
-    default: ringrift-p2p
-  service_manager:
-    description: Service manager to ask for the main PID; C(auto) detects it from PID 1.
-    type: str
-    default: auto
-    choices: [auto, systemd, supervisor, none]
   log_path:
     description: The daemon's log file, read for the last error.
     type: path
@@ -93,6 +59,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ringrift.cluster.daemon_run
+  - ringrift.cluster.listener_options
 attributes:
   check_mode:
     support: full
@@ -114,6 +81,7 @@ EXAMPLES = r"""
 - name: Inspect the node for the fleet report
   ringrift.cluster.node_audit:
     node_id: "{{ inventory_hostname }}"
+    service_manager: auto
     gpu: "{{ ringrift_nvidia_gpu | default(false) }}"
     expected_gpu_count: "{{ ringrift_gpu_count | default(omit) }}"
     expected_gpu_model: "{{ ringrift_gpu_model | default(omit, true) }}"
@@ -230,39 +198,27 @@ gpu:
       type: str
 """
 
-import re
+import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, nvidia_smi, p2p_proc
+from ansible_collections.ringrift.cluster.plugins.module_utils import (
+    converge_stamp, nvidia_smi, p2p_proc, p2p_sockets, service_manager)
 
 # An audit is one quick call per host: the GPU check gets less time than a converge's (30 s).
 DEFAULT_GPU_TIMEOUT = 10
 # The node is not one the collection can manage (not Linux: no /proc, systemd or supervisor).
 UNSUPPORTED_OS = "unsupported_os"
+SERVICE_VIEW_KEYS = ("manager", "installed", "state", "restarts", "main_pid")
 
 
-def service_view(module, manager, name):
-    """The unit's or program's state according to its manager."""
-    view = {"manager": manager, "installed": False, "state": None, "restarts": None, "main_pid": None}
-    if manager == "systemd":
-        rc, out, dummy = module.run_command(
-            ["systemctl", "show", name, "-p", "LoadState,ActiveState,SubState,NRestarts,MainPID"])
-        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        view["installed"] = rc == 0 and props.get("LoadState") == "loaded"
-        if view["installed"]:
-            view["state"] = "%s/%s" % (props.get("ActiveState"), props.get("SubState"))
-            view["restarts"] = int(props["NRestarts"]) if props.get("NRestarts", "").isdigit() else None
-            view["main_pid"] = int(props["MainPID"]) if props.get("MainPID", "").isdigit() else None
-    elif manager == "supervisor":
-        rc, out, err = module.run_command(["supervisorctl", "status", name])
-        text = (out or err or "").strip()
-        match = re.search(r"^\S+\s+([A-Z]+)\b(?:.*\bpid (\d+))?", text)
-        if match and "no such process" not in text.lower():
-            view["installed"] = True
-            view["state"] = match.group(1)
-            view["main_pid"] = int(match.group(2)) if match.group(2) else 0
-    return view
+def service_view(manager, name, runner):
+    """The unit's or program's state according to its manager (``service_manager.read_service``), as the report shows it."""
+    view = service_manager.read_service(manager, name, runner=runner)
+    shown = dict((key, view[key]) for key in SERVICE_VIEW_KEYS)
+    if not view["installed"]:
+        shown["main_pid"] = None
+    return shown
 
 
 def last_converged_at(module, path):
@@ -297,19 +253,11 @@ def gpu_view(module, executable, expected_count, expected_model, timeout):
     return {"diagnosis": check["diagnosis"], "msg": check["msg"], "count": check["count"], "summary": summary}
 
 
+# The options shared with p2p_listener come from one place; the audit's own defaults follow.
 ARGUMENT_SPEC = dict(
-    port=dict(type="int", default=8770),
-    node_id=dict(type="str"),
-    cmdline_regex=dict(type="str", default=p2p_proc.DEFAULT_CMDLINE_REGEX),
-    python=dict(type="path"),
-    script=dict(type="str"),
+    copy.deepcopy(p2p_proc.LISTENER_ARGUMENT_SPEC),
     health_path=dict(type="str", default="/health"),
-    health_timeout=dict(type="float", default=5.0),
-    service_name=dict(type="str", default=p2p_proc.DEFAULT_SERVICE_NAME),
-    service_manager=dict(type="str", default="auto", choices=list(p2p_proc.SERVICE_MANAGERS)),
     log_path=dict(type="path", default="/var/log/ringrift/p2p.log"),
-    start_grace=dict(type="float", default=180),
-    service_dir=dict(type="path"),
     gpu=dict(type="bool", default=False),
     expected_gpu_count=dict(type="int"),
     expected_gpu_model=dict(type="str"),
@@ -329,21 +277,20 @@ def unsupported_result(port, reason):
     return result
 
 
-def audit(module, params, proc_root="/proc", system=None):
+def audit(module, params, proc_root="/proc", system=None, runner=None):
     """The module's result for this node (``changed``, ``failed`` and the final ``msg`` aside).
 
-    ``proc_root`` and ``system`` (``platform.system()``) are for tests: a node without
+    ``proc_root``, ``system`` (``platform.system()``) and ``runner`` (``runner(argv) -> (rc, stdout,
+    stderr)``, default :func:`service_manager.bounded_runner`) are for tests: a node without
     ``<proc_root>/net/tcp{,6}`` or not Linux is ``unsupported_os`` before anything reads ``/proc``.
     """
-    reason = p2p_proc.unsupported_os(proc_root, system)
+    reason = p2p_sockets.unsupported_os(proc_root, system)
     if reason:
         return unsupported_result(params["port"], reason)
     manager = params["service_manager"]
     if manager == "auto":
-        manager = p2p_proc.detect_service_manager(proc_root)
-
-    def runner(argv):
-        return module.run_command(argv)
+        manager = service_manager.detect_service_manager(proc_root)
+    runner = runner or service_manager.bounded_runner()
 
     try:
         result = p2p_proc.inspect({
@@ -369,7 +316,7 @@ def audit(module, params, proc_root="/proc", system=None):
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result["unsupported_reason"] = None
-    result["service"] = service_view(module, manager, params["service_name"])
+    result["service"] = service_view(manager, params["service_name"], runner)
     result["gpu"] = None
     if params["gpu"]:
         result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"],

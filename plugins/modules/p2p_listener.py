@@ -41,10 +41,6 @@ description:
     C(/proc/<pid>/fd) of other users' processes cannot be read; the owner of such a socket is then
     reported as RV(diagnosis=owner_unknown).
 options:
-  port:
-    description: TCP port the daemon listens on.
-    type: int
-    default: 8770
   bind_address:
     description:
       - With O(state=listening), only consider a LISTEN socket bound to exactly this IP address (C(0.0.0.0)
@@ -54,43 +50,11 @@ options:
         dual-stack socket), or for a wildcard O(bind_address) any address of its family.
       - Unset means a socket on any address counts.
     type: str
-  cmdline_regex:
-    description:
-      - Python regular expression searched in the owner's command line (arguments joined with spaces).
-      - An owner that does not match gives RV(diagnosis=wrong_owner).
-    type: str
-    default: p2p_orchestrator
-  node_id:
-    description:
-      - Expected node id. The owner's command line must contain C(--node-id) with this value, and when
-        O(health_path) is set the health answer's JSON C(node_id) must equal it.
-    type: str
   check_port_in_cmdline:
     description:
       - Require the owner's C(--port) argument to equal O(port) (no C(--port) means the daemon's default 8770).
     type: bool
     default: false
-  python:
-    description:
-      - Absolute path of the interpreter the service runs, for example C(/opt/ringrift/venv/bin/python).
-      - The owner's executable (C(/proc/<pid>/exe)) must be the file this path resolves to, and its
-        C(argv[0]), resolved the way the interpreter resolves it (relative to the process's working directory,
-        or searched in its C(PATH)), must be this path or another name of the same binary in the same directory
-        (C(venv/bin/python3) next to C(venv/bin/python)). A venv's python is a symlink to the system one, so a
-        process started as C(/usr/bin/python3.11) has the same executable but not the venv, and gives RV(diagnosis=wrong_owner).
-      - An executable or working directory that cannot be read (another user's process without root) gives
-        RV(diagnosis=owner_unknown).
-      - Unset skips the check.
-    type: path
-  script:
-    description:
-      - Path of the script the service runs, for example C(/opt/ringrift/ai-service/scripts/p2p_orchestrator.py).
-      - The owner's script (its first argument after the interpreter's options; none for C(-c) or C(-m)) and this
-        path are compared with symlinks resolved; a relative path, on either side, is taken relative to the
-        process's working directory (C(/proc/<pid>/cwd)). A relative O(script) therefore only pins the script inside
-        whatever directory the process runs in; an absolute one pins the checkout too.
-      - Unset skips the check.
-    type: str
   health_path:
     description:
       - When set, C(GET http://<address>:<port><health_path>) is sent to the owner, where the address is
@@ -101,29 +65,6 @@ options:
         a non-2xx answer, a timeout, a refused connection, a body over 64 KiB (or a head over 16 KiB) or a wrong
         C(node_id) gives RV(diagnosis=health_failed).
     type: str
-  health_timeout:
-    description:
-      - Seconds the whole health request may take, connect, send and every read together (a server that
-        sends one byte at a time cannot stretch it).
-    type: float
-    default: 5.0
-  service_name:
-    description: systemd unit or supervisor program name of the daemon.
-    type: str
-    default: ringrift-p2p
-  service_manager:
-    description:
-      - Service manager whose main PID the owner must be (or descend from); otherwise RV(diagnosis=unmanaged).
-      - V(systemd) asks C(systemctl show -p MainPID --value <service_name>); V(supervisor) asks
-        C(supervisorctl pid <service_name>), then C(supervisorctl status <service_name>).
-      - V(auto) uses V(systemd) when C(/proc/1/comm) is C(systemd), V(supervisor) when PID 1 is
-        C(supervisord) or C(supervisorctl) is on the path, and V(none) otherwise.
-      - V(none) skips the comparison.
-      - When the manager says the service is not running (main PID 0) but a matching daemon holds the port,
-        the diagnosis is V(unmanaged) too.
-    type: str
-    choices: [auto, systemd, supervisor, none]
-    default: none
   log_path:
     description:
       - Daemon log file, for example C(/var/log/ringrift/p2p.log). Used when nothing listens;
@@ -157,6 +98,7 @@ options:
     default: /proc
 extends_documentation_fragment:
   - ringrift.cluster.daemon_run
+  - ringrift.cluster.listener_options
 attributes:
   check_mode:
     support: full
@@ -463,44 +405,31 @@ msg:
   sample: "nothing listens on port 8770; crashed: missing module psutil (ModuleNotFoundError: No module named 'psutil')"
 """
 
+import copy
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ringrift.cluster.plugins.module_utils.p2p_proc import inspect
+from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_log, p2p_proc, service_manager
+
+# The options shared with node_audit come from one place; the listener's own follow.
+ARGUMENT_SPEC = dict(
+    copy.deepcopy(p2p_proc.LISTENER_ARGUMENT_SPEC),
+    bind_address=dict(type="str"),
+    check_port_in_cmdline=dict(type="bool", default=False),
+    health_path=dict(type="str"),
+    log_path=dict(type="path"),
+    log_tail_bytes=dict(type="int", default=p2p_log.DEFAULT_LOG_TAIL_BYTES),
+    timeout=dict(type="float", default=0),
+    state=dict(type="str", default="listening", choices=["listening", "absent"]),
+    fail_on_mismatch=dict(type="bool", default=True),
+    proc_root=dict(type="path", default="/proc"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            port=dict(type="int", default=8770),
-            bind_address=dict(type="str"),
-            cmdline_regex=dict(type="str", default="p2p_orchestrator"),
-            node_id=dict(type="str"),
-            check_port_in_cmdline=dict(type="bool", default=False),
-            python=dict(type="path"),
-            script=dict(type="str"),
-            health_path=dict(type="str"),
-            health_timeout=dict(type="float", default=5.0),
-            service_name=dict(type="str", default="ringrift-p2p"),
-            service_manager=dict(type="str", default="none", choices=["auto", "systemd", "supervisor", "none"]),
-            log_path=dict(type="path"),
-            log_tail_bytes=dict(type="int", default=65536),
-            start_grace=dict(type="float", default=180),
-            service_dir=dict(type="path"),
-            timeout=dict(type="float", default=0),
-            state=dict(type="str", default="listening", choices=["listening", "absent"]),
-            fail_on_mismatch=dict(type="bool", default=True),
-            proc_root=dict(type="path", default="/proc"),
-        ),
-        supports_check_mode=True,
-    )
-
-    def runner(argv):
-        binary = module.get_bin_path(argv[0])
-        if binary is None:
-            return 127, "", "%s not found on this host" % argv[0]
-        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C", "SYSTEMD_PAGER": ""})
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
     try:
-        result = inspect(module.params, runner=runner)
+        result = p2p_proc.inspect(module.params, runner=service_manager.bounded_runner())
     except ValueError as exc:
         module.fail_json(msg=str(exc), changed=False)
 

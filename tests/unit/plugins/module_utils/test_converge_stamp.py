@@ -35,7 +35,10 @@ LISTENER = {"port": 8770, "node_id": "n1", "health_path": "/health", "service_na
 HEALTHY = {"state_ok": True, "diagnosis": "healthy", "msg": "pid 42 listens on port 8770", "service_manager": "none",
            "managed_pid": None, "pid": 42}
 KEY = b"k" * 32  # a stamp key for tests that build stamps without a node directory
-SYSTEMCTL_ARGV = ["systemctl", "show", "ringrift-p2p.service", "-p", "UnitFileState", "-p", "NeedDaemonReload"]
+# The one service-manager reader (service_manager.read_service) asks every property in one call.
+SYSTEMCTL_ARGV = ["systemctl", "show", "ringrift-p2p.service"] + [
+    arg for prop in ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "UnitFileState", "NeedDaemonReload")
+    for arg in ("-p", prop)]
 
 
 def sample(name):

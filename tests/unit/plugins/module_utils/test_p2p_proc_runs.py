@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
+from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_log, p2p_proc
 
 __metaclass__ = type
 
-MARK = p2p_proc.START_MARKER
+MARK = p2p_log.START_MARKER
 TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 MISSING_PSUTIL = """Traceback (most recent call last):
   File "/root/ringrift/ai-service/scripts/p2p_orchestrator.py", line 12, in <module>
@@ -56,7 +56,7 @@ def fake_proc(root, main_pid=None, age=None):
 def systemd_says(main_pid):
     def runner(argv):
         if argv[:2] == ["systemctl", "show"]:
-            return 0, "%d\n" % main_pid, ""
+            return 0, "MainPID=%d\n" % main_pid, ""
         return 127, "", "not found"
     return runner
 
@@ -69,60 +69,6 @@ def inspect(tmp_path, log_text, main_pid=None, age=None, **extra):
               "service_manager": "systemd" if main_pid is not None else "none"}
     params.update(extra)
     return p2p_proc.inspect(params, runner=systemd_says(main_pid or 0))
-
-
-# --------------------------------------------------------------------------- runs of the log
-
-def test_traceback_followed_by_a_later_start_is_history(tmp_path):
-    now = time.time()
-    text = mark(now - 600) + MISSING_PSUTIL + mark(now - 300) + "INFO node listening\nINFO shutting down\n"
-    (tmp_path / "p2p.log").write_text(text)
-    result = p2p_proc.diagnose_log(str(tmp_path / "p2p.log"))
-    assert result["runs"] == 2
-    assert result["last_error"] is None and result["missing_module"] is None
-    assert result["previous_run"]["missing_module"] == "psutil"
-    assert result["excerpt"] == ["INFO node listening", "INFO shutting down"]
-
-
-def test_log_without_markers_is_one_run(tmp_path):
-    (tmp_path / "p2p.log").write_text("INFO start\n" + MISSING_PSUTIL)
-    result = p2p_proc.diagnose_log(str(tmp_path / "p2p.log"))
-    assert result["runs"] == 0 and result["missing_module"] == "psutil" and result["ends_with_error"] is True
-
-
-def test_terminal_escapes_are_stripped(tmp_path):
-    (tmp_path / "p2p.log").write_text(mark(time.time()) + "\x1b[31mModuleNotFoundError: No module named 'yaml'\x1b[0m\x07\n")
-    result = p2p_proc.diagnose_log(str(tmp_path / "p2p.log"))
-    assert result["last_error"] == "ModuleNotFoundError: No module named 'yaml'"
-    assert result["excerpt"] == ["ModuleNotFoundError: No module named 'yaml'"]
-
-
-def test_checkout_module_is_not_a_missing_package(tmp_path):
-    service = tmp_path / "ai-service"
-    (service / "scripts").mkdir(parents=True)
-    (tmp_path / "p2p.log").write_text(mark(time.time()) + "ModuleNotFoundError: No module named 'scripts'\n")
-    result = p2p_proc.diagnose_log(str(tmp_path / "p2p.log"), service_dir=str(service))
-    assert result["error_kind"] == "checkout_import" and result["missing_module"] == "scripts"
-    plain = p2p_proc.diagnose_log(str(tmp_path / "p2p.log"), service_dir=str(tmp_path / "elsewhere"))
-    assert plain["error_kind"] == "missing_module"
-
-
-def test_fifo_and_devices_are_refused_not_read(tmp_path):
-    fifo = tmp_path / "fifo.log"
-    os.mkfifo(str(fifo))
-    started = time.monotonic()
-    result = p2p_proc.diagnose_log(str(fifo))
-    assert time.monotonic() - started < 2
-    assert result["exists"] is True and result["readable"] is False
-    assert "not a regular file" in result["read_error"]
-    zero = p2p_proc.diagnose_log("/dev/zero", tail_bytes=1024)
-    assert zero["readable"] is False and "not a regular file" in zero["read_error"]
-
-
-def test_tail_bytes_bound_what_is_read(tmp_path):
-    (tmp_path / "big.log").write_text("x" * 100000 + "\nModuleNotFoundError: No module named 'yaml'\n")
-    result = p2p_proc.diagnose_log(str(tmp_path / "big.log"), tail_bytes=200)
-    assert result["missing_module"] == "yaml" and result["size"] > 100000
 
 
 # --------------------------------------------------------------------------- starting vs crashed

@@ -29,13 +29,13 @@ TCP_HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when
 
 
 class FakeModule(object):
-    """What audit() uses of AnsibleModule; records every command it would run."""
+    """What audit() uses of AnsibleModule; ``runner`` records every command audit() would run."""
 
     def __init__(self):
         self.commands = []
         self.warnings = []
 
-    def run_command(self, argv):
+    def runner(self, argv):
         self.commands.append(list(argv))
         return 1, '', 'not here'
 
@@ -70,7 +70,7 @@ def test_node_without_proc_is_unsupported_os_not_never_started(tmp_path):
     module = FakeModule()
     empty_root = tmp_path / 'no-proc'
     empty_root.mkdir()
-    result = node_audit.audit(module, params(tmp_path), proc_root=str(empty_root), system='Linux')
+    result = node_audit.audit(module, params(tmp_path), proc_root=str(empty_root), system='Linux', runner=module.runner)
     assert result['diagnosis'] == 'unsupported_os'
     assert result['unsupported_reason'] == (
         'no %s/net/tcp or %s/net/tcp6: without /proc no socket can be traced to its process (is /proc mounted?)'
@@ -84,7 +84,7 @@ def test_node_without_proc_is_unsupported_os_not_never_started(tmp_path):
 
 def test_darwin_is_unsupported_os_even_with_a_proc_tree(tmp_path):
     module = FakeModule()
-    result = node_audit.audit(module, params(tmp_path, gpu=True), proc_root=linux_proc(tmp_path), system='Darwin')
+    result = node_audit.audit(module, params(tmp_path, gpu=True), proc_root=linux_proc(tmp_path), system='Darwin', runner=module.runner)
     assert result['diagnosis'] == 'unsupported_os'
     assert result['unsupported_reason'] == ('Darwin: the collection manages Linux nodes only (it reads /proc and runs '
                                             'the daemon under systemd or supervisor)')
@@ -96,13 +96,15 @@ def test_missing_proc_net_tcp_alone_is_enough_tcp6_counts(tmp_path):
     root = tmp_path / 'proc'
     (root / 'net').mkdir(parents=True)
     (root / 'net' / 'tcp6').write_text(TCP_HEADER)  # an IPv6-only socket table is still a socket table
-    result = node_audit.audit(FakeModule(), params(tmp_path), proc_root=str(root), system='Linux')
+    module = FakeModule()
+    result = node_audit.audit(module, params(tmp_path), proc_root=str(root), system='Linux', runner=module.runner)
     assert result['diagnosis'] == 'never_started'
 
 
 def test_linux_node_with_proc_is_audited_as_before(tmp_path):
     """The contrast: the same empty node with a socket table is a daemon that never started."""
-    result = node_audit.audit(FakeModule(), params(tmp_path), proc_root=linux_proc(tmp_path), system='Linux')
+    module = FakeModule()
+    result = node_audit.audit(module, params(tmp_path), proc_root=linux_proc(tmp_path), system='Linux', runner=module.runner)
     assert result['diagnosis'] == 'never_started'
     assert result['unsupported_reason'] is None
     assert documented_return_keys() <= set(result)

@@ -46,7 +46,9 @@ def _inventory():
     out = subprocess.run([os.path.join(os.path.dirname(PY), "ansible-inventory"), "-i",
                           os.path.join(WORK, "demo.distributed_hosts.yml"), "--list"],
                          cwd=REPO, env=env, text=True, capture_output=True, check=True, timeout=120).stdout
-    return json.loads(out)["_meta"]["hostvars"]
+    # --list marks values Ansible treats as unsafe ({"__ansible_unsafe": value}); --host would not.
+    return json.loads(out, object_hook=lambda d: d["__ansible_unsafe"] if set(d) == set(["__ansible_unsafe"]) else d)[
+        "_meta"]["hostvars"]
 
 
 def _load(path):

@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 ARGUMENT_SPEC = {

@@ -43,7 +43,7 @@ import os
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 AUDIT_ACTIONS = frozenset(("ringrift.cluster.node_audit", "node_audit"))

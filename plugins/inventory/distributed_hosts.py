@@ -244,7 +244,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.parsing.vault import is_encrypted
 from ansible.plugins.inventory import BaseFileInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts import (
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.distributed_hosts import (
     DocumentError,
     OptionError,
     build_model,

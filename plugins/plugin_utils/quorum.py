@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
-from ansible_collections.ringrift.cluster.plugins.module_utils.fleet_report import type_name
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.fleet_report import type_name
 
 # The variable operators set; named in every error about the size.
 SIZE_FIELD = "ringrift_quorum_size"

@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if os.path.join(REPO, 'collections') not in sys.path:  # as tests/unit/conftest.py does, for a run of this file alone
     sys.path.insert(0, os.path.join(REPO, 'collections'))
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report  # noqa: E402
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report  # noqa: E402
 BIN = os.path.dirname(sys.executable)
 SSHD = '/usr/sbin/sshd'
 SSH = '/usr/bin/ssh'

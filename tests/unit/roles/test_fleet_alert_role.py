@@ -23,7 +23,7 @@ import threading
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -35,7 +35,7 @@ from ansible.inventory.data import InventoryData  # noqa: E402
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.plugins.loader import inventory_loader  # noqa: E402
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import distributed_hosts as dh  # noqa: E402
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import distributed_hosts as dh  # noqa: E402
 
 PLUGIN = 'ringrift.cluster.distributed_hosts'
 

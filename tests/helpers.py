@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import glob
 import os
 import signal
 import socket
@@ -18,10 +19,16 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import yaml
+
+# Imported through the collections/ symlink: the real checkout, as the tests' own paths name it.
+REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 ANSIBLE_CFG = os.path.join(REPO, "ansible.cfg")
 # The toolchain of the interpreter running the tests (ansible, ansible-playbook, ansible-inventory).
 BIN = os.path.dirname(sys.executable)
+PYTHON = os.path.join(BIN, "python")
+ANSIBLE = os.path.join(BIN, "ansible")
+ANSIBLE_PLAYBOOK = os.path.join(BIN, "ansible-playbook")
 
 
 def ansible_env(tmp_path=None, **extra):
@@ -42,11 +49,49 @@ def ansible_env(tmp_path=None, **extra):
     return env
 
 
+# --------------------------------------------------------------------------- playbooks on localhost
+
+def write_inventory(path, hosts):
+    """A YAML inventory at ``path``: ``hosts`` (name -> variables), every one on the local connection."""
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "hosts": hosts,
+    }}
+    path.write_text(yaml.safe_dump(inventory, default_flow_style=False))
+    return str(path)
+
+
+def write_play(tmp_path, tasks, name="play.yml"):
+    """A playbook of one play on all hosts, without facts, running ``tasks``; returns its path."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump([{"name": "test", "hosts": "all", "gather_facts": False, "tasks": tasks}],
+                                   default_flow_style=False, sort_keys=False))
+    return str(path)
+
+
+def ansible_playbook(tmp_path, inventory, playbook, *extra, **env_extra):
+    """Run ansible-playbook from the repository root; stderr merged into stdout unless split_stderr=True.
+
+    The dry-run callback's reports go to ``tmp_path/dry-run-reports`` unless ``RINGRIFT_REPORT_DIR`` is given.
+    """
+    split = env_extra.pop("split_stderr", False)
+    env_extra.setdefault("RINGRIFT_REPORT_DIR", str(tmp_path / "dry-run-reports"))
+    env = ansible_env(tmp_path, ANSIBLE_RETRY_FILES_ENABLED="0", **env_extra)
+    cmd = [ANSIBLE_PLAYBOOK, "-i", inventory, playbook] + list(extra)
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if split else subprocess.STDOUT, check=False,
+                          universal_newlines=True, timeout=300)
+
+
+def only(pattern):
+    """The one file matching ``pattern`` (fails when there are none or several)."""
+    found = glob.glob(pattern)
+    assert len(found) == 1, found
+    return found[0]
+
+
 # --------------------------------------------------------------------------- live processes on loopback
 
-PYTHON = os.path.join(BIN, "python")
-ANSIBLE = os.path.join(BIN, "ansible")
-ANSIBLE_PLAYBOOK = os.path.join(BIN, "ansible-playbook")
 STANDIN = os.path.join(REPO, "tests", "fixtures", "ai-service", "scripts", "p2p_orchestrator.py")
 # Started as the service starts it: PYTHONPATH the service directory (the stand-in, like the
 # real daemon, imports its own package first) and an advertise host (no Tailscale wait).

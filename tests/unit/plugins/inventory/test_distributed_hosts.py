@@ -36,6 +36,7 @@ from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.plugins.loader import inventory_loader  # noqa: E402
 
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import distributed_hosts as dh  # noqa: E402
+from ansible_collections.ringrift.cluster.tests.helpers import ansible_env  # noqa: E402
 
 PLUGIN = 'ringrift.cluster.distributed_hosts'
 
@@ -907,7 +908,7 @@ def test_load_document_lines(tmp_path):
 # --------------------------------------------------------------------------- ansible-inventory
 
 def _run_inventory(source, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    env = ansible_env()
     proc = subprocess.run([ANSIBLE_INVENTORY, '-i', source] + list(args), cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -390,7 +390,8 @@ def test_playbook_audit_registers_result(tmp_path, procs):
                   - not free.listening
         ''').format(port=port, pid=daemon.pid, free=free_port()))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % PYTHON,
-                           str(playbook)], cwd=REPO, env=ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           str(playbook)], cwd=REPO, env=ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0"),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout
     assert re.search(r"localhost\s+: ok=3\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), proc.stdout

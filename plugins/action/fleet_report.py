@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: RingRift maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin behind ringrift.cluster.fleet_report: runs on the controller."""
+"""Action plugin behind ringrift.cluster.fleet_report: all its work, on the controller.
+
+The logic lives in ``plugins/plugin_utils/fleet_report.py`` (records, report, files) and
+``plugins/plugin_utils/quorum.py`` (voters, quorum); ``plugins/modules/fleet_report.py`` only
+documents the action.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 ARGUMENT_SPEC = {
@@ -55,12 +60,8 @@ class ActionModule(ActionBase):
 
         voters = args["voters"]
         if voters is None:
-            voters = list(task_vars.get("groups", {}).get("p2p_voters", []))
-            for name in hosts:
-                declared = hostvars.get(name, {}).get("ringrift_p2p_voters")
-                if declared:
-                    voters = declared
-                    break
+            # The size comes from the task (audit.yml passes ringrift_quorum_size), not from a host's vars.
+            voters = quorum.declared(hostvars, hosts)[0] or list(task_vars.get("groups", {}).get("p2p_voters", []))
         try:
             quorum_status = quorum.status(records, voters, args["quorum_size"], "quorum_size (ringrift_quorum_size)")
             report = fleet_report.build_report(

@@ -43,7 +43,7 @@ import os
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 AUDIT_ACTIONS = frozenset(("ringrift.cluster.node_audit", "node_audit"))
@@ -122,13 +122,7 @@ class CallbackModule(CallbackBase):
         # Hosts enter the fleet tables only with an audit finding; changes are listed for all.
         hosts = sorted(set(self._audits) | set(self._changes))
         records = [fleet_report.host_record(h, self._facts.get(h, {}), self._audits[h]) for h in sorted(self._audits)]
-        voters, size = [], None
-        for h in hosts:
-            declared = self._facts.get(h, {}).get("ringrift_p2p_voters")
-            if declared:
-                voters = declared
-                size = self._facts.get(h, {}).get("ringrift_quorum_size")
-                break
+        voters, size = quorum.declared(self._facts, hosts)
         try:
             quorum_status = quorum.status(records, voters, size)
         except quorum.QuorumError as exc:

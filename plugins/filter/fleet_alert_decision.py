@@ -77,7 +77,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 
 STATE_VERSION = 1
 CONDITIONS = ("quorum_lost", "healthy_share_low")

@@ -14,121 +14,31 @@ author:
 short_description: The RingRift fleet from C(distributed_hosts.yaml)
 version_added: 0.1.0
 description:
-  - Reads the cluster's own C(distributed_hosts.yaml) (the file the P2P daemon, data sync and Elo sync
-    already use) and turns it into an inventory, so there is never a second, hand-written one.
-  - The inventory source is a YAML file whose name ends in C(distributed_hosts.yml) or
+  - Reads the fleet's own C(distributed_hosts.yaml) (the file the P2P daemon already uses) and turns it into an
+    inventory, so there is never a second, hand-written one. Only its top-level C(hosts) mapping and C(p2p_voters)
+    list are read. The inventory source is a YAML file whose name ends in C(distributed_hosts.yml) or
     C(distributed_hosts.yaml), with O(plugin) and O(path); see EXAMPLES.
-  - Only the top-level C(hosts) mapping and C(p2p_voters) list are read; other top-level sections
-    and unknown per-host keys are tolerated and kept.
-  - "Groups: one per provider (V(vast), V(runpod), V(vultr), V(nebius), V(hetzner), V(aws), V(local), plus the providers
-    named in O(provider_prefixes)) and V(unknown_provider) for hosts no rule places (with a warning).
-    The provider is the host's own C(provider) key, else the longest matching host-name prefix of
-    O(provider_prefixes) (the prefix must be followed by a non-letter or the end of the name),
-    else V(local) for coordinator machines (C(role: coordinator) or a loopback C(ssh_host))."
-  - "A provider is a name of letters, digits, C(_) and C(-) starting with a letter, and its group must not be one
-    the inventory fills by other rules (V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters),
-    V(p2p_enabled), V(unknown_provider), V(all), V(ungrouped), C(role_*), C(status_*); C(-) counts as C(_)), or
-    C(provider: p2p_voters) would make a non-voter a voter. A C(provider) key breaking this is a problem naming the
-    file, host and field: an error with O(strict), otherwise a warning and the host is kept in V(unknown_provider).
-    In O(provider_prefixes) it is an error."
-  - "V(containerized) (containers without systemd: the host's C(is_container) key, else whether its provider is in
-    O(container_providers)) and V(vm_or_metal) for all others."
-  - "V(p2p_voters): exactly the hosts of the top-level C(p2p_voters) list (a per-host C(p2p_voter) key is ignored
-    with a warning). V(p2p_enabled): hosts with C(p2p_enabled: true)."
-  - "V(gpu): hosts whose C(gpu) value names an NVIDIA GPU (the CUDA-check targets): brand words (NVIDIA, GeForce,
-    Tesla, Quadro, Titan, RTX, GTX, GRID) or NVIDIA model codes (A100, A100D-20C (vGPU), A40, A10, L40S, L4, H100,
-    H200, B200, GH200, T4, V100, P100 ...). V(cpu_only): no C(gpu) key, C(gpu: none) or a null value.
-    Other accelerators (Apple MPS and M-series, AMD Radeon/Instinct/MI300, Intel, TPU ...) are in neither group.
-    A C(gpu) string matching none of these rules is in neither group either and produces a warning; add a
-    pattern to O(nvidia_gpu_patterns) if it is an NVIDIA model."
-  - "V(role_<role>) and V(status_<status>) for each C(role) and C(status) value, characters outside C([A-Za-z0-9_])
-    replaced by C(_)."
-  - The fixed groups (providers, V(gpu), V(cpu_only), V(containerized), V(vm_or_metal), V(p2p_voters), V(p2p_enabled),
-    V(unsupported_os))
-    always exist, possibly empty, so plays targeting them never fail to match.
-  - "Connection variables: C(ansible_host) (C(ssh_host)), C(ansible_port) (C(ssh_port), default 22), C(ansible_user)
-    (C(ssh_user)), C(ansible_ssh_private_key_file) (C(ssh_key)), and C(ansible_ssh_common_args) for every host reached
-    over SSH: C(-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=FILE) with FILE from O(known_hosts_file)."
-  - "Host keys are trusted on first use: the first connection to a host records its key in O(known_hosts_file)
-    (the fleet's own file, default C(~/.ssh/ringrift_known_hosts)); from then on a different key makes OpenSSH refuse
-    the connection (C(Host key verification failed)), so that host alone is unreachable and the run names it. After
-    replacing an instance on purpose, remove its old key, for example
-    C(ssh-keygen -R '[ssh6.vast.example]:19528' -f ~/.ssh/ringrift_known_hosts). OpenSSH keeps the first value of an option,
-    so C(host_key_checking = False) (C(ANSIBLE_HOST_KEY_CHECKING=False)), which makes Ansible put
-    C(-o StrictHostKeyChecking=no) ahead of these, switches the check off: leave it unset."
-  - "A host with C(ssh_proxy: <other host>) gets, after those options, C(-o ProxyCommand=\"ssh -o BatchMode=yes
-    -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=FILE -W '[%h]:%p' -p PORT -i KEY USER@HOST\")
-    built from the other host's address, port, user and key (ProxyJump cannot carry a key): the jump host's key is
-    checked the same way, in the same file. C([%h]:%p) also works for
-    an IPv6 target; C(BatchMode=yes) makes the jump fail instead of waiting for a password or passphrase
-    that Ansible never sees (so the jump's private key must load without a prompt - unencrypted or in
-    ssh-agent). Chained proxies are refused.
-    A host of provider V(local) whose C(ssh_host) is loopback and whose SSH port is 22 gets C(ansible_connection: local)
-    (and no SSH options); a loopback address with another port is taken to be an SSH tunnel and keeps SSH."
-  - "V(unsupported_os): hosts the collection cannot manage (it reads C(/proc) and runs the daemon under systemd or
-    supervisor, so Linux only). The host's own C(os) key decides when present (V(linux), V(ubuntu), V(debian), ... are
-    Linux; V(darwin), V(macos), V(mac), V(osx), V(windows), V(freebsd), V(openbsd) are not; any other value is a
-    problem naming the field); without it a C(gpu) naming an Apple GPU (C(MPS), C(Apple), C(M3 Max)) or a
-    C(ringrift_path) or venv under C(/Users/) means macOS, and every other host is taken to be Linux.
-    C(ringrift_os_family) is the family (V(linux), V(darwin), ...) and C(ringrift_unsupported_os) the reason, or null.
-    C(playbooks/site.yml) leaves these hosts out of the converge with that reason; the audit reports them as
-    C(unsupported_os) without connecting to them. Set C(os: linux) on a host this guesses wrong."
-  - "Derived variables, all prefixed C(ringrift_) (the contract in docs/architecture.md): C(ringrift_provider)
-    (provider, or V(unknown)), C(ringrift_containerized), C(ringrift_path) (the C(ringrift_path) key, null if absent),
-    C(ringrift_venv_path) (C(source X/bin/activate) gives X; C(\":\") or absent gives null), C(ringrift_gpu_count)
-    and C(ringrift_gpu_model) (C(8x RTX 4090) gives 8 and C(RTX 4090); C(H100 SXM) gives 1 and C(H100 SXM); 0 and null
-    without GPU; other accelerators are counted too), C(ringrift_gpu_vram_gb), C(ringrift_nvidia_gpu),
-    C(ringrift_is_voter), C(ringrift_p2p_voters) (the voter list), C(ringrift_p2p_enabled), C(ringrift_p2p_port)
-    (C(p2p_port), default 8770), C(ringrift_advertise_host), C(ringrift_p2p_peers), C(ringrift_role),
-    C(ringrift_status), C(ringrift_ssh_proxy) (name of the jump host or null), C(ringrift_os_family) and
-    C(ringrift_unsupported_os) (see V(unsupported_os)), C(ringrift_host_config)
-    (every raw key of the host's entry) and C(ringrift_fleet_file) (the absolute path of the file read, which
-    C(ringrift.cluster.p2p_daemon) deploys into the daemon's tree)."
-  - "C(ringrift_advertise_host) is C(tailscale_ip) when O(prefer_tailscale) is set and the host has one, else
-    C(p2p_public_host), else C(public_ip), else C(ssh_host) unless that is loopback or a provider's shared SSH
-    gateway (O(ssh_gateway_patterns), Vast's C(sshN.vast.ai)); otherwise null."
-  - "C(ringrift_p2p_peers) lists C(http://<advertise host>:<p2p port>) of every voter except the host itself, in
-    C(p2p_voters) order. Voters without an advertise host are left out with a warning. Voters filtered out by
-    status stay in (quorum counts the whole list), with a warning."
-  - C(ringrift_host_config) keeps every key of the entry, including secrets such as C(*token*), C(*password*) or
-    C(*secret*) keys. Playbooks and reports must never print C(ringrift_host_config) or those keys.
-  - "Inventory values are not templates: a C({{ }}) inside C(distributed_hosts.yaml) stays literal text.
-    YAML dates stay strings."
-  - "Hosts are filtered by C(status) (O(include_statuses), O(exclude_statuses)); by default every host except
-    inactive ones (V(terminated), V(offline), V(retired), V(archived))."
-  - "Known statuses (case-insensitive): V(ready), V(offline), V(retired), V(proxy_only), V(pending_setup),
-    V(needs_setup), V(terminated), V(archived); a host without C(status) counts as active. Any other value (a typo
-    such as C(raedy), a stray space as in C(' ready')) gives a warning naming the host and the value, and the host is
-    left out as inactive - a rented machine meant to be C(terminated) may by now belong to someone else - unless
-    O(include_statuses) names that value."
-  - "Bad input gives an error naming the file, the line, the host and the field: unreadable or missing file,
-    YAML syntax errors, C(hosts) missing or not a mapping, a host entry that is not a mapping, a host name defined
-    twice (both lines), two equal keys in one entry, C(ssh_port)/C(p2p_port) not an integer in 1..65535, wrong value
-    types for the keys read here, and a C(p2p_voters) entry or C(ssh_proxy) target that is not a host."
-  - "Every value passed on is checked whole (never a prefix, never with a trailing newline), with the kinds of
-    C(plugins/module_utils/validate.py) that the C(ringrift.cluster.valid) test also uses: host names (letters,
-    digits, C(.), C(_), C(-), not starting with C(.) or C(-), at most 128 characters; also C(ssh_proxy));
-    C(ssh_host), C(public_ip), C(p2p_public_host), C(tailscale_ip) (a host name or IP address, no spaces, not
-    starting with C(-), so never an ssh option); C(ssh_user) (a login name not starting with C(-) or C(.));
-    C(ssh_key), C(ringrift_path) and the venv of C(venv_activate) (absolute or C(~/...), without spaces, quotes,
-    C(%) or C($)). An empty string still means the key is absent."
-  - "Keys are checked in the YAML text, before YAML converts them: a host name or entry key that YAML 1.1 reads as
-    something other than a string (C(010) and C(8) are both the integer 8, C(1:30) is 90, C(on) is true, C(null))
-    is a problem saying so; quote it (C('010'))."
-  - "With O(strict) every host-level problem is collected and reported in one error before anything is added to
-    the inventory; without it each broken host is dropped with a warning (a bad C(provider) keeps the host, see
-    above) and the rest is kept. File-level problems are always errors."
-  - "File-level limits: O(path) must be a regular file (or a symlink to one) of at most 16 MiB; a FIFO, device,
-    socket or directory is refused without being opened for reading, so it cannot hang the inventory. YAML aliases
-    (C(*name)) may add at most 100000 nodes once expanded, and an alias inside its own anchor is refused: a few
-    hundred bytes of nested anchors would otherwise expand to gigabytes wherever the data is walked
-    (C(ringrift_host_config), the cache, C(ansible-inventory --list))."
-  - The parsed file is cached (O(cache)) under a key made of the source's path and a hash of the data file's
-    path and content, so any edit of C(distributed_hosts.yaml) invalidates it; a cache hit skips YAML parsing.
-    The file itself is still read to compute the hash.
-  - The data file may be encrypted with ansible-vault. A vault-encrypted file is never cached, whatever O(cache)
-    says (the cache would hold its decrypted content in plain text); it is decrypted and parsed on every run, and
-    a cache entry that an earlier version of this plugin wrote for it is removed, with a warning.
+  - "Groups: one per provider (V(vast), V(runpod), V(vultr), V(nebius), V(hetzner), V(aws), V(local), those of
+    O(provider_prefixes); the host's C(provider) key, else its name's prefix) and V(unknown_provider);
+    V(containerized) (no systemd, O(container_providers)) and V(vm_or_metal); V(p2p_voters) (exactly the top-level
+    C(p2p_voters) list) and V(p2p_enabled); V(gpu) (an NVIDIA C(gpu), O(nvidia_gpu_patterns)) and V(cpu_only);
+    V(unsupported_os) (not Linux, so not manageable: C(site.yml) leaves it out, the audit does not contact it);
+    V(role_<role>) and V(status_<status>). All but the last two always exist, possibly empty."
+  - "Host variables: C(ansible_host), C(ansible_port), C(ansible_user) and C(ansible_ssh_private_key_file) from the
+    C(ssh_*) keys, C(ansible_ssh_common_args), and the C(ringrift_*) variables every role reads (provider, paths,
+    GPU, voters, peers, advertise host, OS family, ...; the table is in C(docs/architecture.md)).
+    C(ringrift_host_config) holds every raw key of the entry, secrets included: never print it."
+  - "Host keys are trusted on first use: every SSH connection to the fleet, and the jump host's ssh of a host with
+    C(ssh_proxy), runs with C(-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=FILE), FILE being
+    O(known_hosts_file). The first connection records a host's key; a different key later makes that host alone
+    unreachable. After replacing an instance on purpose, remove its old key
+    (C(ssh-keygen -R '[HOST]:PORT' -f ~/.ssh/ringrift_known_hosts)). Leave C(host_key_checking) on: off, Ansible
+    puts C(StrictHostKeyChecking=no) first and OpenSSH keeps the first value."
+  - Hosts with an inactive C(status) are left out by default (O(exclude_statuses), O(include_statuses)). Bad input
+    is an error naming the file, line, host and field; with O(strict) any host-level problem fails the source,
+    without it the broken host is dropped with a warning.
+  - "How each group and variable is derived, what is validated, the file limits, the cache and vault files:
+    C(docs/inventory.md) in the collection."
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -244,7 +154,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.parsing.vault import is_encrypted
 from ansible.plugins.inventory import BaseFileInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts import (
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.distributed_hosts import (
     DocumentError,
     OptionError,
     build_model,

@@ -25,7 +25,10 @@ description:
     The JSON schema and both extra formats are documented in C(docs/report-schema.md).
   - Every value in the Markdown is escaped for where it lands (table cell, code span, code block, text; HTML
     escaped), and every argument of a recommended command is shell-quoted.
-  - Runs on the controller only (action plugin); run it once per play (C(run_once)).
+  - Runs on the controller only, in its action plugin (with C(plugins/plugin_utils/fleet_report.py) and
+    C(plugins/plugin_utils/quorum.py)); like M(ansible.builtin.template), this module file only documents it.
+    Run it once per play (C(run_once)). It opens no connection, so it needs no C(delegate_to) (with one it
+    works the same).
   - It writes the report in check mode too, because the report is the point of a dry run and it changes nothing
     on the managed nodes. It always returns C(changed=false).
 options:
@@ -119,7 +122,6 @@ EXAMPLES = r"""
   ringrift.cluster.fleet_report:
     report_dir: reports
   run_once: true
-  delegate_to: localhost
   register: fleet_report
 
 - name: Write JUnit XML and Prometheus metrics as well, and flag a fleet below 80% healthy
@@ -127,7 +129,6 @@ EXAMPLES = r"""
     extra_formats: [junit, prometheus]
     min_healthy_share: 0.8
   run_once: true
-  delegate_to: localhost
   register: fleet_report
 
 - name: Gate automation on the voter quorum

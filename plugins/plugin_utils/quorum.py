@@ -4,7 +4,8 @@
 """The P2P voter quorum: the one home of its rules, on the controller.
 
 Used by the ``quorum_decision`` filter (site.yml's restart guard), the
-``fleet_report`` action and the ``dry_run_report`` callback. Controller-only
+``fleet_report`` action and the ``dry_run_report`` callback (both read the voters the
+inventory declares through ``declared``). Controller-only
 (like amazon.aws keeps controller code in ``plugin_utils``): nothing here is
 shipped to a node.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_proc
-from ansible_collections.ringrift.cluster.plugins.module_utils.fleet_report import type_name
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.fleet_report import type_name
 
 # The variable operators set; named in every error about the size.
 SIZE_FIELD = "ringrift_quorum_size"
@@ -61,6 +62,20 @@ def voter_list(voters, field=VOTERS_FIELD):
             continue
         distinct.append(name)
     return distinct, duplicates
+
+
+def declared(facts_by_host, hosts):
+    """``(voters, quorum size)`` the inventory declares, from the first of ``hosts`` with a ``ringrift_p2p_voters``.
+
+    The inventory plugin gives every host the same top-level list; ``([], None)`` when no host has one
+    (a hand-written inventory: the caller decides the fallback, such as group ``p2p_voters``).
+    """
+    for name in hosts:
+        facts = facts_by_host.get(name) or {}
+        voters = facts.get("ringrift_p2p_voters")
+        if voters:
+            return voters, facts.get(SIZE_FIELD)
+    return [], None
 
 
 def duplicate_warning(duplicates, field=VOTERS_FIELD):

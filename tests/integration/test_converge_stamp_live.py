@@ -13,117 +13,28 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import re
-import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
+from ansible_collections.ringrift.cluster.tests.helpers import (
+    ANSIBLE, PYTHON, REPO, STANDIN, ansible_env, free_port, stop, wait_listening, wait_port_free,
+)
+
 __metaclass__ = type
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-PYTHON = os.path.join(VENV_BIN, "python")
-ANSIBLE = os.path.join(VENV_BIN, "ansible")
-STANDIN = os.path.join(REPO, "tests", "fixtures", "ai-service", "scripts", "p2p_orchestrator.py")
-# Started as the service starts it: PYTHONPATH the service directory (the stand-in, like the
-# real daemon, imports its own package first) and an advertise host (no Tailscale wait).
-STANDIN_ENV = {"PYTHONPATH": os.path.dirname(os.path.dirname(STANDIN)), "RINGRIFT_P2P_ADVERTISE_HOST": "127.0.0.1"}
 STAMP = "ringrift.cluster.converge_stamp"
 STAMP_INFO = "ringrift.cluster.converge_stamp_info"
 NODE_ID = "stamp-node"
 
 pytestmark = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and os.path.exists("/proc/net/tcp") and os.path.exists(ANSIBLE)),
-    reason="needs Linux /proc and the pinned toolchain in .venv")
+    reason="needs Linux /proc and ansible next to this interpreter")
 
 
 # --------------------------------------------------------------------------- helpers
-
-def free_port(host="127.0.0.1"):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def port_open(host, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(0.5)
-    try:
-        return sock.connect_ex((host, port)) == 0
-    finally:
-        sock.close()
-
-
-def wait_listening(proc, host, port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("process %s exited with %s before listening on %s:%s" % (proc.args, proc.returncode, host, port))
-        if port_open(host, port):
-            return
-        time.sleep(0.1)
-    raise AssertionError("%s did not listen on %s:%s within %ss" % (proc.args, host, port, timeout))
-
-
-def wait_port_free(host, port, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not port_open(host, port):
-            return
-        time.sleep(0.1)
-    raise AssertionError("port %s:%s still open after %ss" % (host, port, timeout))
-
-
-def _stop(proc):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session, started by this test
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait(timeout=5)
-
-
-@pytest.fixture
-def procs():
-    """Start processes in their own session; all are stopped (SIGTERM, then SIGKILL) at teardown."""
-    started = []
-    lock = threading.Lock()
-
-    def start(argv, log_path=None):
-        env = dict(os.environ, **STANDIN_ENV)
-        env.pop("RINGRIFT_NODE_ID", None)
-        env.pop("RINGRIFT_FAKE_BUSY", None)
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, cwd=REPO, start_new_session=True)
-        finally:
-            if log_path:
-                out.close()
-        with lock:
-            started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        _stop(proc)
-
 
 @pytest.fixture
 def daemon(procs, tmp_path):
@@ -135,19 +46,6 @@ def daemon(procs, tmp_path):
     return proc, port
 
 
-def ansible_env(tmp_path):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
-        "ANSIBLE_DEPRECATION_WARNINGS": "0",
-    })
-    return env
-
-
 def run_module(tmp_path, module, args, check=False, diff=False):
     """Run a module through `ansible localhost`; return (rc, result dict)."""
     argv = [ANSIBLE, "localhost", "-i", "localhost,", "-c", "local",
@@ -157,7 +55,7 @@ def run_module(tmp_path, module, args, check=False, diff=False):
         argv.append("--check")
     if diff:
         argv.append("--diff")
-    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=180, check=False)
     match = re.search(r"^localhost \| (SUCCESS|CHANGED|FAILED!) => ", proc.stdout, re.MULTILINE)
     assert match, "no module result in output:\nSTDOUT:\n%s\nSTDERR:\n%s" % (proc.stdout, proc.stderr)
@@ -258,7 +156,7 @@ def test_info_reports_what_no_longer_holds(tmp_path, daemon):
     assert edited["converged"] is False
     assert edited["reasons"] == ["%s changed since the last converge" % node.managed]
 
-    _stop(proc)
+    stop(proc)
     wait_port_free("127.0.0.1", port)
     down = node.info()
     assert down["converged"] is False

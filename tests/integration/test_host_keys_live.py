@@ -36,12 +36,9 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if os.path.join(REPO, 'collections') not in sys.path:  # as tests/unit/conftest.py does, for a run of this file alone
-    sys.path.insert(0, os.path.join(REPO, 'collections'))
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env, free_port
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report  # noqa: E402
-BIN = os.path.dirname(sys.executable)
 SSHD = '/usr/sbin/sshd'
 SSH = '/usr/bin/ssh'
 SSH_KEYGEN = '/usr/bin/ssh-keygen'
@@ -53,15 +50,6 @@ pytestmark = [
     pytest.mark.skipif(not hasattr(os, 'geteuid') or os.geteuid() != 0,
                        reason='sshd logs a user in only when it runs as root'),
 ]
-
-
-def free_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def keygen(path):
@@ -168,10 +156,7 @@ def ping(state):
     so that a master connection from the run before cannot skip the new key exchange."""
     state['runs'] += 1
     tmp = state['tmp']
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               HOME=str(tmp / 'home'), ANSIBLE_LOCAL_TEMP=str(tmp / 'ansible-tmp'),
-               ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp / ('cp-%d' % state['runs'])),
-               PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+    env = ansible_env(tmp, HOME=str(tmp / 'home'), ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp / ('cp-%d' % state['runs'])))
     env.pop('ANSIBLE_HOST_KEY_CHECKING', None)
     proc = subprocess.run([os.path.join(BIN, 'ansible'), 'all', '-i', state['source'], '-m', 'ansible.builtin.ping',
                            '-e', 'ansible_python_interpreter=%s' % sys.executable],

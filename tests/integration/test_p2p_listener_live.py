@@ -15,8 +15,6 @@ import getpass
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,22 +23,18 @@ import time
 
 import pytest
 
+from ansible_collections.ringrift.cluster.tests.helpers import (
+    ANSIBLE, ANSIBLE_PLAYBOOK, PYTHON, REPO, STANDIN, STANDIN_ENV, ansible_env, free_port, stop, wait_listening,
+    wait_port_free,
+)
+
 __metaclass__ = type
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-PYTHON = os.path.join(VENV_BIN, "python")
-ANSIBLE = os.path.join(VENV_BIN, "ansible")
-ANSIBLE_PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
-STANDIN = os.path.join(REPO, "tests", "fixtures", "ai-service", "scripts", "p2p_orchestrator.py")
-# Started as the service starts it: PYTHONPATH the service directory (the stand-in, like the
-# real daemon, imports its own package first) and an advertise host (no Tailscale wait).
-STANDIN_ENV = {"PYTHONPATH": os.path.dirname(os.path.dirname(STANDIN)), "RINGRIFT_P2P_ADVERTISE_HOST": "127.0.0.1"}
 MODULE = "ringrift.cluster.p2p_listener"
 
 pytestmark = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and os.path.exists("/proc/net/tcp") and os.path.exists(ANSIBLE)),
-    reason="needs Linux /proc and the pinned toolchain in .venv")
+    reason="needs Linux /proc and ansible next to this interpreter")
 
 SERVER_SCRIPT = textwrap.dedent('''\
     """Tiny HTTP server answering GET with a fixed status and JSON body (test helper)."""
@@ -97,108 +91,11 @@ BLOCK_PSUTIL = textwrap.dedent('''\
 
 # --------------------------------------------------------------------------- helpers
 
-def free_port(host="127.0.0.1"):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def port_open(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(0.5)
-    try:
-        return sock.connect_ex((host, port)) == 0
-    finally:
-        sock.close()
-
-
-def wait_listening(proc, host, port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("process %s exited with %s before listening on %s:%s" % (proc.args, proc.returncode, host, port))
-        if port_open(host, port):
-            return
-        time.sleep(0.1)
-    raise AssertionError("%s did not listen on %s:%s within %ss" % (proc.args, host, port, timeout))
-
-
-def wait_port_free(host, port, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not port_open(host, port):
-            return
-        time.sleep(0.1)
-    raise AssertionError("port %s:%s still open after %ss" % (host, port, timeout))
-
-
-def _stop(proc):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session, started by this test
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait(timeout=5)
-
-
-@pytest.fixture
-def procs():
-    """Start processes in their own session; all are stopped (SIGTERM, then SIGKILL) at teardown."""
-    started = []
-    lock = threading.Lock()
-
-    def start(argv, log_path=None, env=None, cwd=None):
-        full_env = dict(os.environ, **STANDIN_ENV)
-        full_env.pop("RINGRIFT_NODE_ID", None)
-        full_env.pop("RINGRIFT_FAKE_BUSY", None)
-        full_env.update(env or {})
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=full_env, cwd=cwd or REPO, start_new_session=True)
-        finally:
-            if log_path:
-                out.close()
-        with lock:
-            started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        _stop(proc)
-
-
 def standin_argv(port, host="127.0.0.1", node_id="it-node", extra=()):
     argv = [PYTHON, STANDIN]
     if node_id is not None:
         argv += ["--node-id", node_id]
     return argv + ["--host", host, "--port", str(port), "--peers", "http://127.0.0.1:1,http://127.0.0.1:2"] + list(extra)
-
-
-def ansible_env(tmp_path):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
-        "ANSIBLE_DEPRECATION_WARNINGS": "0",
-    })
-    return env
 
 
 def run_module(tmp_path, check=False, run_timeout=180, **args):
@@ -208,7 +105,7 @@ def run_module(tmp_path, check=False, run_timeout=180, **args):
             "-m", MODULE, "-a", json.dumps(args)]
     if check:
         argv.append("--check")
-    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=run_timeout, check=False)
     match = re.search(r"^localhost \| (SUCCESS|FAILED!) => ", proc.stdout, re.MULTILINE)
     assert match, "no module result in output:\nSTDOUT:\n%s\nSTDERR:\n%s" % (proc.stdout, proc.stderr)
@@ -384,7 +281,7 @@ def test_state_absent_fails_while_listening_and_succeeds_after_exit(tmp_path, pr
     assert held["pid"] == daemon.pid
     assert held["msg"].startswith("port %d is not free: pid %d" % (port, daemon.pid))
 
-    _stop(daemon)
+    stop(daemon)
     assert daemon.returncode == 0  # clean SIGTERM shutdown
     wait_port_free("127.0.0.1", port)
     rc, free = run_module(tmp_path, port=port, state="absent", log_path=log)
@@ -493,7 +390,8 @@ def test_playbook_audit_registers_result(tmp_path, procs):
                   - not free.listening
         ''').format(port=port, pid=daemon.pid, free=free_port()))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % PYTHON,
-                           str(playbook)], cwd=REPO, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           str(playbook)], cwd=REPO, env=ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0"),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout
     assert re.search(r"localhost\s+: ok=3\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), proc.stdout

@@ -31,8 +31,8 @@ import threading
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BIN = os.path.dirname(sys.executable)
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env
+
 EE_FILES = ("execution-environment.yml", "requirements.yml", "requirements.txt", "bindep.txt")
 
 
@@ -108,8 +108,10 @@ def run_audit(tmp_path, monkeypatch, host_vars=""):
     """audit.yml through ansible_runner.run, alerting to a loopback receiver: (run, artifacts, bodies, token, port)."""
     ansible_runner = pytest.importorskip("ansible_runner")
     monkeypatch.delenv("RINGRIFT_REPORT_DIR", raising=False)
-    monkeypatch.setenv("ANSIBLE_CONFIG", os.path.join(REPO, "ansible.cfg"))
-    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    # ansible_runner.run starts ansible-playbook with this process's environment.
+    for name, value in ansible_env().items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     token = "T0ken" + secrets.token_hex(12)
@@ -170,7 +172,7 @@ def test_audit_alerts_on_the_run_that_loses_quorum_and_still_fails(tmp_path, mon
 def test_awx_inventory_source_reads_the_file_named_by_the_environment(tmp_path):
     source = os.path.join(REPO, "inventory", "awx.distributed_hosts.yml")
     fleet = os.path.join(REPO, "tests", "unit", "plugins", "inventory", "fixtures", "fleet.yaml")
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), RINGRIFT_DISTRIBUTED_HOSTS=fleet)
+    env = ansible_env(RINGRIFT_DISTRIBUTED_HOSTS=fleet)
     proc = subprocess.run([os.path.join(BIN, "ansible-inventory"), "-i", source, "--list"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -24,8 +24,8 @@ import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BIN = os.path.dirname(sys.executable)
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env
+
 MAC_REASON = ('macOS (gpu "M3 Max/Ultra (MPS)" is an Apple GPU): the collection manages Linux nodes only '
               '(it reads /proc and runs the daemon under systemd or supervisor)')
 
@@ -64,9 +64,7 @@ def fleet(tmp_path):
 
 
 def playbook(tmp_path, source, name, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_TIMEOUT='5',
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'ansible-tmp'), RINGRIFT_REPORT_DIR=str(tmp_path / 'reports'),
-               PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+    env = ansible_env(tmp_path, ANSIBLE_TIMEOUT='5', RINGRIFT_REPORT_DIR=str(tmp_path / 'reports'))
     cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', source, os.path.join(REPO, 'playbooks', name),
            '-e', 'ansible_python_interpreter=%s' % sys.executable] + list(extra)
     return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

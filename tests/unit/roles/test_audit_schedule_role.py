@@ -26,6 +26,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ringrift.cluster.plugins.filter import audit_schedule_units as asu_mod
 
+from ansible_collections.ringrift.cluster.tests.helpers import ansible_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 units = asu_mod.FilterModule().filters()["audit_schedule_units"]
@@ -112,8 +114,7 @@ def run_role(tmp_path, variables, *args):
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     (tmp_path / "inventory").write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               RINGRIFT_REPORT_DIR=str(tmp_path / "reports"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
+    env = ansible_env(tmp_path, RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory"), "-e", "@" + str(tmp_path / "vars.json"),
                            str(tmp_path / "play.yml")] + list(args),
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)

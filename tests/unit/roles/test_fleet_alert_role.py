@@ -23,7 +23,9 @@ import threading
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+
+from ansible_collections.ringrift.cluster.tests.helpers import ANSIBLE_PLAYBOOK, ansible_env
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -106,11 +108,9 @@ def play(setup, report_path, *args, extra=None):
                      fleet_alert_state_file=str(tmp / "state" / "fleet-alert.json"))
     variables.update(extra or {})
     (tmp / "vars.json").write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", RINGRIFT_REPORT_DIR=str(tmp / "reports"),
-               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
+    env = ansible_env(tmp, RINGRIFT_REPORT_DIR=str(tmp / "reports"))
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvv", "-i", str(tmp / "inventory"),
+        [ANSIBLE_PLAYBOOK, "-vvv", "-i", str(tmp / "inventory"),
          "-e", "@" + str(tmp / "vars.json"), str(tmp / "play.yml")] + list(args),
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     output = proc.stdout + proc.stderr

@@ -27,6 +27,8 @@ import time
 
 import pytest
 
+from ansible_collections.ringrift.cluster.tests.helpers import ANSIBLE_PLAYBOOK, ansible_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "p2p_watchdog")
 SCRIPT = os.path.join(ROLE, "files", "p2p_watchdog.py")
@@ -534,12 +536,10 @@ def test_script_once_mode_refuses_a_bad_settings_file(tmp_path):
 def _playbook(tmp_path, body, extra_vars):
     playbook = tmp_path / "play.yml"
     playbook.write_text(body)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-               RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env = ansible_env(ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+                      RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
     return subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local",
          "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", json.dumps(extra_vars), str(playbook)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, env=env, timeout=300, check=False)
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: RingRift maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The fleet_report action plugin and the dry_run_report callback, run for real by ansible-playbook.
+"""The fleet_report action plugin, run for real by ansible-playbook (the callback: tests/unit/plugins/callback).
 
 Every host uses the local connection; the node_audit results are fakes set per host with
 set_fact from a host variable, so the action sees exactly what a registered audit would hold.
@@ -14,8 +14,7 @@ __metaclass__ = type
 import glob
 import json
 import os
-import shutil
-import socket
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,9 +22,12 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-BIN = os.path.dirname(sys.executable)
+from ansible_collections.ringrift.cluster.tests.helpers import (
+    ANSIBLE_PLAYBOOK, REPO, ansible_env, ansible_playbook, free_port, only, write_inventory, write_play as play,
+)
+
 VOTERS = ["vast-1", "nebius-1", "vast-2"]
+EXAMPLE_INVENTORY = os.path.join(REPO, "inventory", "example.distributed_hosts.yml")
 SSH_ERROR = "Failed to connect to the host via ssh: ssh: connect to host 203.0.113.7 port 40022: Connection timed out"
 
 
@@ -59,36 +61,6 @@ HOSTS = {
 }
 
 
-def write_inventory(path, hosts):
-    inventory = {"all": {
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        "hosts": hosts,
-    }}
-    path.write_text(yaml.safe_dump(inventory, default_flow_style=False))
-    return str(path)
-
-
-def play(tmp_path, tasks, name="play.yml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump([{"name": "test", "hosts": "all", "gather_facts": False, "tasks": tasks}],
-                                   default_flow_style=False, sort_keys=False))
-    return str(path)
-
-
-def ansible_playbook(tmp_path, inventory, playbook, *extra, **env_extra):
-    """Run ansible-playbook from the repository root; stderr merged into stdout unless split_stderr=True."""
-    split = env_extra.pop("split_stderr", False)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
-    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
-    env.setdefault("RINGRIFT_REPORT_DIR", str(tmp_path / "dry-run-reports"))
-    env.update(env_extra)
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook] + list(extra)
-    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE if split else subprocess.STDOUT, check=False,
-                          universal_newlines=True, timeout=300)
-
-
 SET_FAKE = {"name": "Fake node_audit result", "ansible.builtin.set_fact": {"fleet_audit_node": "{{ fake_audit }}"},
             "when": "fake_audit is defined"}
 
@@ -97,12 +69,6 @@ def report_task(report_dir, **args):
     args = dict({"report_dir": str(report_dir)}, **args)
     return {"name": "Write the fleet report", "ringrift.cluster.fleet_report": args,
             "run_once": True, "register": "fleet_report"}
-
-
-def only(pattern):
-    found = glob.glob(pattern)
-    assert len(found) == 1, found
-    return found[0]
 
 
 # --------------------------------------------------------------------------- action plugin
@@ -194,6 +160,23 @@ def test_action_root_causes_and_recommendations(audit_run):
     ]
 
 
+def test_recommended_playbooks_resolve_outside_the_checkout(audit_run, tmp_path):
+    """The commands name the playbooks by FQCN: they run from any directory, as from an installed collection.
+
+    ``playbooks/site.yml`` resolves only from the repository root; ``ringrift.cluster.site`` through the
+    collections path (here this checkout's ansible.cfg; for an installed collection, its install path).
+    """
+    commands = [shlex.split(x["command"]) for x in audit_run["report"]["recommendations"]]
+    playbooks = sorted(set(argv[1] for argv in commands if argv[0] == "ansible-playbook"))
+    assert playbooks == ["ringrift.cluster.site"]
+    for name in playbooks + ["ringrift.cluster.audit"]:
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, name, "--list-tasks", "-i", EXAMPLE_INVENTORY],
+                              cwd=str(tmp_path), env=ansible_env(tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout
+        assert "/playbooks/%s.yml\n" % name.rsplit(".", 1)[1] in proc.stdout
+
+
 def test_action_markdown_and_registered_result(audit_run):
     md, reg = audit_run["md"], audit_run["registered"]
     assert "- **2 of 5** P2P nodes healthy (40%)." in md
@@ -262,109 +245,6 @@ def test_action_write_false_and_bad_argument(tmp_path):
     assert "fleet_report: " in proc.stdout and "kind" in proc.stdout
 
 
-# --------------------------------------------------------------------------- dry_run_report callback
-
-COPY_TASK = {"name": "Write the marker file", "ansible.builtin.copy": {
-    "content": "hello\n", "dest": "{{ marker_dir }}/marker-{{ inventory_hostname }}.txt", "mode": "0644"}}
-
-
-def callback_run(tmp_path, *extra):
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    inventory = write_inventory(tmp_path / "hosts.yml", {
-        "vast-1": host("vast", True),
-        "nebius-1": host("nebius", True),
-    })
-    playbook = play(tmp_path, [COPY_TASK], name="tiny.yml")
-    reports = tmp_path / "reports"
-    proc = ansible_playbook(tmp_path, inventory, playbook, "-e", "marker_dir=%s" % marker_dir, *extra,
-                            RINGRIFT_REPORT_DIR=str(reports))
-    assert proc.returncode == 0, proc.stdout
-    return proc, marker_dir, reports
-
-
-def test_callback_writes_dry_run_report_in_check_mode(tmp_path):
-    proc, marker_dir, reports = callback_run(tmp_path, "--check")
-    assert os.listdir(str(marker_dir)) == []
-    json_path = only(str(reports / "dry-run-*.json"))
-    md_path = only(str(reports / "dry-run-*.md"))
-    assert "Dry-run report (nothing was changed): %s and %s" % (json_path, md_path) in proc.stdout
-    with open(json_path) as f:
-        r = json.load(f)
-    assert (r["schema_version"], r["kind"]) == (3, "dry_run")
-    dry = r["dry_run"]
-    assert dry["playbook"] == "tiny.yml"
-    assert dry["would_change_tasks"] == 2
-    assert dry["audited"] == []
-    assert sorted(dry["hosts"]) == ["nebius-1", "vast-1"]
-    assert dry["hosts"]["vast-1"] == [{
-        "stage": "play",
-        "task": "Write the marker file",
-        "action": "ansible.builtin.copy",
-        "why": "ansible.builtin.copy would change dest=%s/marker-vast-1.txt" % marker_dir,
-    }]
-    # No audit ran: no host records, no claim about health.
-    assert r["hosts"] == [] and r["summary"]["total"] == 0
-    with open(md_path) as f:
-        md = f.read()
-    assert md.startswith("# Fleet dry-run report\n")
-    assert "| vast-1 | play | Write the marker file | ansible.builtin.copy would change dest=%s/marker-vast-1.txt |" \
-        % marker_dir in md
-    assert "LOST" not in md
-
-
-@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the ssh client to fail a connection")
-def test_callback_records_unreachable_audit_in_check_mode(tmp_path):
-    """An unreachable host of a node_audit task lands in the dry-run report as `unreachable`."""
-    inventory = write_inventory(tmp_path / "hosts.yml", {
-        "vast-2": dict(host("vast", True), ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=1,
-                       ansible_ssh_args="-o ConnectTimeout=5"),
-    })
-    playbook = play(tmp_path, [{"name": "Audit", "ringrift.cluster.node_audit": {"node_id": "vast-2"},
-                                "ignore_unreachable": True}], name="audit.yml")
-    reports = tmp_path / "reports"
-    proc = ansible_playbook(tmp_path, inventory, playbook, "--check", RINGRIFT_REPORT_DIR=str(reports))
-    assert proc.returncode == 0, proc.stdout
-    with open(only(str(reports / "dry-run-*.json"))) as f:
-        r = json.load(f)
-    assert r["dry_run"]["audited"] == ["vast-2"]
-    (rec,) = r["hosts"]
-    assert (rec["name"], rec["provider"], rec["diagnosis"], rec["reachable"]) == ("vast-2", "vast", "unreachable", False)
-    assert "127.0.0.1" in rec["last_error"]
-    q = r["quorum"]
-    assert (q["healthy_voters"], q["down_voters"], q["not_audited"]) == ([], VOTERS, ["vast-1", "nebius-1"])
-
-
-def test_callback_writes_nothing_without_check(tmp_path):
-    dummy, marker_dir, reports = callback_run(tmp_path)
-    assert sorted(os.listdir(str(marker_dir))) == ["marker-nebius-1.txt", "marker-vast-1.txt"]
-    assert glob.glob(str(reports / "dry-run-*")) == []
-
-
-# --------------------------------------------------------------------------- stdout stays the stdout callback's
-
-@pytest.mark.parametrize("check", [False, True])
-def test_json_stdout_callback_output_is_one_json_document(tmp_path, check):
-    """Regression: profile_tasks (ansible.cfg) and the dry-run callback printed around the JSON on stdout."""
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    inventory = write_inventory(tmp_path / "hosts.yml", {"vast-1": host("vast", True)})
-    playbook = play(tmp_path, [COPY_TASK], name="tiny.yml")
-    reports = tmp_path / "reports"
-    proc = ansible_playbook(tmp_path, inventory, playbook, "-e", "marker_dir=%s" % marker_dir,
-                            *(["--check"] if check else []), RINGRIFT_REPORT_DIR=str(reports),
-                            ANSIBLE_STDOUT_CALLBACK="json", split_stderr=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout)
-    assert out["stats"]["vast-1"]["changed"] == 1
-    if check:
-        # The report was written and said so, on stderr.
-        json_path = only(str(reports / "dry-run-*.json"))
-        assert "Dry-run report (nothing was changed): %s" % json_path in proc.stderr
-    else:
-        assert not reports.exists()
-
-
 # --------------------------------------------------------------------------- extra formats, floor, voter checks
 
 def test_action_junit_metrics_floor_and_duplicate_voters(tmp_path):
@@ -415,15 +295,6 @@ def test_action_refuses_bad_voters_sizes_and_floors(tmp_path, args, message):
 
 
 # --------------------------------------------------------------------------- audit.yml pass-through
-
-def free_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
-
 
 @pytest.fixture(scope="module")
 def audit_inventory(tmp_path_factory):

@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_decision as fad_mod
 from ansible_collections.ringrift.cluster.plugins.filter import fleet_alert_send_errors as fse_mod
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 decide = fad_mod.FilterModule().filters()["fleet_alert_decision"]

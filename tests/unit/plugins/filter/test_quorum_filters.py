@@ -22,6 +22,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ringrift.cluster.plugins.filter import quorum_decision as qd_mod
 
+from ansible_collections.ringrift.cluster.tests.helpers import ANSIBLE_PLAYBOOK, ansible_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 VOTERS = ["nebius-1", "nebius-2", "vultr-1", "vultr-2", "hetzner-1"]
 
@@ -165,12 +167,10 @@ def test_filters_resolve_by_fqcn_in_a_playbook(tmp_path):
     playbook = tmp_path / "filters.yml"
     playbook.write_text(PLAYBOOK)
     out = tmp_path / "out.json"
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-               RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env = ansible_env(ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+                      RINGRIFT_REPORT_DIR=str(tmp_path / "reports"))
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local",
          "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", "out=%s" % out, str(playbook)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout

@@ -212,3 +212,18 @@ def test_decision_non_voter_is_allowed():
 def test_decision_bad_input(args, match):
     with pytest.raises(quorum.QuorumError, match=match):
         quorum.decision(*args)
+
+
+# --------------------------------------------------------------------------- declared
+
+def test_declared_takes_the_first_host_with_a_voter_list_and_its_size():
+    facts = {"a": {}, "b": {"ringrift_p2p_voters": [], "ringrift_quorum_size": 1},
+             "c": {"ringrift_p2p_voters": ["v1", "v2", "v3"], "ringrift_quorum_size": 3},
+             "d": {"ringrift_p2p_voters": ["other"]}}
+    assert quorum.declared(facts, ["a", "b", "c", "d"]) == (["v1", "v2", "v3"], 3)
+    assert quorum.declared(facts, ["d", "c"]) == (["other"], None)
+
+
+def test_declared_without_a_voter_list_is_empty_and_leaves_the_fallback_to_the_caller():
+    assert quorum.declared({"a": {"ringrift_quorum_size": 3}}, ["a", "missing"]) == ([], None)
+    assert quorum.declared({}, []) == ([], None)

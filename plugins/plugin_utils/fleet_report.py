@@ -4,9 +4,10 @@
 """Fleet report: per-host audit records -> aggregates, root causes, Markdown, JUnit, metrics.
 
 Pure functions (no I/O besides ``write_report``), shared by the
-``ringrift.cluster.fleet_report`` action plugin and the ``dry_run_report`` callback.
-Controller-only. The voter quorum is computed by ``plugins/plugin_utils/quorum.py``
-(module_utils may not import plugin_utils) and handed to ``build_report``.
+``ringrift.cluster.fleet_report`` action plugin, the ``dry_run_report`` callback and the
+``fleet_alert_decision`` filter. Controller-only, hence ``plugin_utils``: nothing here is
+shipped to a node. The voter quorum is computed by ``quorum.status()`` (the one home of its
+rules, which imports ``type_name`` from here) and handed to ``build_report``.
 The JSON schema is documented in ``docs/report-schema.md``; ``SCHEMA_VERSION``
 changes when it does.
 """

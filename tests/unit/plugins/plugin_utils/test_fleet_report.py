@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: RingRift maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for plugins/module_utils/fleet_report.py on a fleet shaped like the real audit.
+"""Unit tests for plugins/plugin_utils/fleet_report.py on a fleet shaped like the real audit.
 
 The fleet: 26 GPU nodes on five providers; 6 healthy, 18 whose daemon never started and
 2 that crash-loop on a missing Python module (psutil, yaml). Five voters, two of them alive:
@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import fleet_report as fr
+from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report as fr
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import quorum
 
 GENERATED_AT = "2026-11-28T12:00:00Z"

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Parse ``distributed_hosts.yaml`` and derive the fleet inventory model from it.
 
-Controller-side, pure logic shared by the ``ringrift.cluster.distributed_hosts``
-inventory plugin, the demo generator and report code:
+Controller-only (hence ``plugin_utils``: nothing here is shipped to a node), pure logic of
+the ``ringrift.cluster.distributed_hosts`` inventory plugin, also used by
+``benchmarks/inventory_bench.py``:
 
 * :func:`load_document` turns the file's text into a *document*: the ``hosts`` and
   ``p2p_voters`` sections plus the line numbers of every host entry, every

@@ -570,7 +570,9 @@ def validate_params(params):
         raise ValueError("cmdline_regex %r is not a valid regular expression: %s" % (merged["cmdline_regex"], exc))
     if merged["node_id"] is not None:
         merged["node_id"] = str(merged["node_id"])
-    for field, kind in (("python", "abs_path"), ("script", "script_path"), ("health_path", "url_path")):
+    # service_name reaches systemctl/supervisorctl argv: never an option ("-x"), never a pattern.
+    for field, kind in (("python", "abs_path"), ("script", "script_path"), ("health_path", "url_path"),
+                        ("service_name", "service_name")):
         if merged.get(field) not in (None, ""):
             why = validate.problem(kind, merged[field], field)
             if why:

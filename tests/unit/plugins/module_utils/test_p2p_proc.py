@@ -289,6 +289,9 @@ def test_inspect_rejects_invalid_params(proc, bad):
     {"health_timeout": 0},
     {"python": "venv/bin/python"},
     {"script": "-c"},
+    # Would reach systemctl/supervisorctl as an option or a glob.
+    {"service_name": "--all", "service_manager": "systemd"},
+    {"service_name": "ringrift-*", "service_manager": "supervisor"},
 ])
 def test_inspect_rejects_invalid_hardening_params(proc, bad):
     with pytest.raises(ValueError):

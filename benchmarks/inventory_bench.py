@@ -37,7 +37,7 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'collections'))
 
-from ansible_collections.ringrift.cluster.plugins.module_utils.distributed_hosts import (  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.distributed_hosts import (  # noqa: E402  pylint: disable=wrong-import-position
     build_model,
     load_document,
 )

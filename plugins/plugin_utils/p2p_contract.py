@@ -23,7 +23,7 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.ringrift.cluster.plugins.module_utils.p2p_proc import START_MARKER
+from ansible_collections.ringrift.cluster.plugins.module_utils.p2p_log import START_MARKER
 from ansible_collections.ringrift.cluster.plugins.module_utils.validate import is_valid, problem
 
 # setting -> (kind, default, description). A default of None is derived (see resolve()).

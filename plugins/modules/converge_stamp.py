@@ -14,7 +14,8 @@ version_added: 0.2.0
 author:
   - RingRift maintainers (@ringrift)
 description:
-  - Writes a JSON stamp (mode 0644: the audit reads it without root; every digest in it is keyed; replaced atomically) holding the controller's fingerprint of the roles' inputs,
+  - Writes a JSON stamp (mode 0644, so that the audit reads it without root, every digest in it keyed; replaced atomically)
+    holding the controller's fingerprint of the roles' inputs,
     the checksum, mode and owner of every file the roles manage, the daemon's interpreter and the modules it must
     import, the service unit or program, the exact C(ringrift.cluster.p2p_listener) check that passed and the GPU
     check that passed.

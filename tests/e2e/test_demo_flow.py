@@ -256,10 +256,16 @@ def test_quorum_guard_refuses_then_proceeds(demo):
     assert "Quorum guard: restarting %s would leave 1 live voters of 3" % target in refused.stdout, refused.stdout[-4000:]
     assert _main_pid(target) == before, "the guard must not restart the voter"
 
-    # With the other voter back, the same pending restart proceeds.
+    # The refused restart is remembered on the node: the unit is already up to date, so nothing
+    # else would restart the daemon on its new settings.
+    assert _node_sh(target, "test -f /var/lib/ringrift/ringrift-p2p.restart-pending").returncode == 0
+
+    # With the other voter back, the same settings again (no new change): the pending restart proceeds.
     subprocess.run(["docker", "exec", "rr-" + other, "systemctl", "start", "ringrift-p2p"], check=True)
-    proceeded = _site(["--limit", target, "--tags", "service,verify", "-e", "p2p_service_restart_sec=7"])
+    proceeded = _site(["--limit", target, "--tags", "service,verify", "-e", "p2p_service_restart_sec=6"])
     assert proceeded.returncode == 0, proceeded.stdout[-4000:]
     assert "Quorum guard" not in proceeded.stdout
+    assert "a restart deferred by an earlier run is still due" in proceeded.stdout, proceeded.stdout[-4000:]
     after = _main_pid(target)
     assert after > 0 and after != before, "the voter must have been restarted with its new settings"
+    assert _node_sh(target, "test -e /var/lib/ringrift/ringrift-p2p.restart-pending").returncode != 0

@@ -53,7 +53,7 @@ import re
 import stat
 import tempfile
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc, service_manager
+from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi, p2p_proc, python_imports, service_manager
 
 # 2: fingerprint and file checksums keyed with the node's stamp key (1 held them as plain SHA-256).
 FORMAT = 2
@@ -76,19 +76,6 @@ GPU_KEYS = ("executable", "expected_count", "expected_model", "timeout", "check_
 # loads the daemon's dependencies, torch among them, which takes tens of seconds on a cold cache.
 CHECK_COMMAND_TIMEOUT = 60
 _IMPORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-# Imports every module named in argv[1] (JSON list) and prints the ones that failed.
-IMPORT_PROBE = (
-    "import importlib, json, sys\n"
-    "missing = {}\n"
-    "for name in json.loads(sys.argv[1]):\n"
-    "    try:\n"
-    "        importlib.import_module(name)\n"
-    "    except Exception as exc:\n"
-    "        missing[name] = '%s: %s' % (type(exc).__name__, exc)\n"
-    "print(json.dumps({'missing': missing}))\n"
-)
-
 
 class StampError(ValueError):
     """A stamp that cannot be built or read; the message names the field."""
@@ -361,16 +348,10 @@ def _check_imports(stamp, runner):
     imports = (stamp.get("python") or {}).get("imports") or []
     if not imports:
         return []
-    if not python or not os.access(python, os.X_OK):
-        return ["the daemon's interpreter %s is missing" % python]
-    rc, out, err = runner([python, "-c", IMPORT_PROBE, json.dumps(imports)])
-    try:
-        missing = json.loads(out.strip().splitlines()[-1])["missing"] if rc == 0 else None
-    except (ValueError, IndexError, KeyError, TypeError):
-        missing = None
-    if missing is None:
-        return ["%s did not run the import check (rc=%s): %s" % (python, rc, (err or out or "").strip()[-200:])]
-    return ["%s cannot import %s (%s)" % (python, name, missing[name]) for name in sorted(missing)]
+    result = python_imports.check_imports(python, imports, runner)
+    if result["error"]:
+        return [result["error"]]
+    return ["%s cannot import %s (%s)" % (python, name, result["missing"][name]) for name in sorted(result["missing"])]
 
 
 def _check_service(stamp, runner):

@@ -25,6 +25,14 @@ def _load(role, *parts):
         return yaml.safe_load(handle) or {}
 
 
+def _options(role):
+    """The options of every entry point (main, and tasks_from entry points such as p2p_contract's programs)."""
+    merged = {}
+    for entry in _load(role, "meta", "argument_specs.yml")["argument_specs"].values():
+        merged.update(entry.get("options") or {})
+    return merged
+
+
 def test_every_role_has_an_argument_spec():
     assert set(ROLES) == set(os.listdir(os.path.join(REPO, "roles")))
 
@@ -32,7 +40,7 @@ def test_every_role_has_an_argument_spec():
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_and_argument_spec_agree(role):
     defaults = _load(role, "defaults", "main.yml")
-    options = _load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    options = _options(role)
     # A required setting has no default, so it is in the spec only.
     own = dict((k, v) for k, v in options.items() if k.startswith(role + "_") and not v.get("required"))
     assert sorted(defaults) == sorted(own), "defaults/main.yml and meta/argument_specs.yml list different settings"
@@ -43,7 +51,7 @@ def test_defaults_and_argument_spec_agree(role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_settings_carry_the_role_prefix_or_the_contract_namespace(role):
-    options = _load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    options = _options(role)
     foreign = [name for name in options if not name.startswith(role + "_")
                and not (role == "p2p_contract" and (name.startswith("ringrift_") or name.startswith("p2p_daemon_git_")))]
     assert foreign == []

@@ -24,6 +24,7 @@ import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp as cs
 from ansible_collections.ringrift.cluster.plugins.module_utils import nvidia_smi
+from ansible_collections.ringrift.cluster.plugins.module_utils import python_imports
 
 __metaclass__ = type
 
@@ -415,7 +416,7 @@ def test_verify_everything_holds(node):
     assert result["listener"] == HEALTHY
     assert result["gpu"] is None
     # the import probe really ran with the recorded interpreter; no systemctl under service_manager none
-    assert runner.commands(sys.executable) == [[sys.executable, "-c", cs.IMPORT_PROBE, '["json"]']]
+    assert runner.commands(sys.executable) == [[sys.executable, "-c", python_imports.IMPORT_SCRIPT, '["json"]']]
     assert runner.commands("systemctl") == []
     # the listener check is the recorded one, once, with no wait and without failing
     assert len(inspect.calls) == 1
@@ -569,7 +570,7 @@ def test_verify_imports_real_probe_ok(node):
     runner = Runner()
     result = verify(node, runner=runner)
     assert result["converged"] is True, result["reasons"]
-    assert runner.commands(sys.executable) == [[sys.executable, "-c", cs.IMPORT_PROBE, '["importlib", "json", "os.path"]']]
+    assert runner.commands(sys.executable) == [[sys.executable, "-c", python_imports.IMPORT_SCRIPT, '["importlib", "json", "os.path"]']]
 
 
 def test_verify_imports_real_probe_names_the_missing_module(node):
@@ -594,9 +595,10 @@ def test_verify_imports_real_probe_reports_a_module_that_fails_on_import(node, t
 
 
 def test_import_probe_output_is_json_on_the_last_line():
-    proc = subprocess.run([sys.executable, "-c", cs.IMPORT_PROBE, '["json", "no_such_module_xyz"]'],
+    proc = subprocess.run([sys.executable, "-c", python_imports.IMPORT_SCRIPT, '["json", "no_such_module_xyz"]'],
                           stdout=subprocess.PIPE, universal_newlines=True, check=True)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "python": sys.executable, "ok": {"json": json.__version__},
         "missing": {"no_such_module_xyz": "ModuleNotFoundError: No module named 'no_such_module_xyz'"}}
 
 

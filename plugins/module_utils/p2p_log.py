@@ -238,6 +238,7 @@ def diagnose_log(path, tail_bytes=DEFAULT_LOG_TAIL_BYTES, excerpt_lines=LOG_EXCE
         "read_error": None,
         "ends_with_error": False,
         "run_started_epoch": None,
+        "run_lines": 0,
         "previous_run": None,
     }
     if not path:
@@ -257,6 +258,7 @@ def diagnose_log(path, tail_bytes=DEFAULT_LOG_TAIL_BYTES, excerpt_lines=LOG_EXCE
     current = runs[-1]
     result["excerpt"] = current["lines"][-excerpt_lines:] if excerpt_lines else []
     result["run_started_epoch"] = current["started_epoch"]
+    result["run_lines"] = len(current["lines"])
     summary = _run_errors(current["lines"], service_dir)
     result.update(summary)
     if len(runs) > 1:

@@ -358,6 +358,14 @@ def _not_listening(result, params):
         elif log["last_error"]:
             diagnosis = "crashed"
             why += "; crashed: %s" % _describe_error(log)
+        elif log["run_lines"] == 0 and (log["previous_run"] or {}).get("ends_with_error"):
+            # The manager was asked between a crash-loop attempt's start marker and its first
+            # line (or the attempt died silently): the run before it says why it cannot start.
+            diagnosis = "crashed"
+            previous = log["previous_run"]
+            for key in ("error_kind", "last_error", "missing_module", "missing_modules"):
+                result[key] = previous[key]
+            why += "; crash loop: the newest attempt has printed nothing, the run before it died: %s" % _describe_error(previous)
         elif log["read_error"]:
             why += "; cannot read log %s: %s" % (log_path, log["read_error"])
     if main_pid and diagnosis != "starting":

@@ -100,6 +100,23 @@ def test_crash_loop_attempt_is_crashed_with_the_previous_error(tmp_path):
     assert result["missing_module"] == "psutil" and "crash loop" in result["msg"]
 
 
+def test_crash_loop_between_attempts_is_crashed_not_not_listening(tmp_path):
+    """The manager says nothing runs (backoff, or the attempt already died) and the newest run has
+    printed nothing after its start marker: the run before it is why (found racing in e2e)."""
+    now = time.time()
+    text = mark(now - 12) + MISSING_PSUTIL + mark(now - 6) + MISSING_PSUTIL + mark(now - 0.2)
+    result = inspect(tmp_path, text, main_pid=0)
+    assert (result["diagnosis"], result["missing_module"]) == ("crashed", "psutil"), result["msg"]
+    assert "the newest attempt has printed nothing" in result["msg"]
+
+
+def test_an_empty_newest_run_after_a_clean_stop_is_not_a_crash(tmp_path):
+    now = time.time()
+    text = mark(now - 60) + "INFO listening on 8770\nINFO shutting down\n" + mark(now - 1)
+    result = inspect(tmp_path, text, main_pid=0)
+    assert result["diagnosis"] == "not_listening", result["msg"]
+
+
 def test_run_that_outlived_the_previous_crash_is_starting(tmp_path):
     """After a fix the new run gets past the point where the old one died: it is starting."""
     now = time.time()

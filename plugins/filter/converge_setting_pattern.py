@@ -13,8 +13,9 @@ author:
   - RingRift maintainers (@ringrift)
 description:
   - Returns a regular expression matching C(PREFIX_...) for each prefix given and C(ROLE_...) for every role of this
-    collection that runs on the nodes, read from the collection itself (a role whose C(meta/main.yml) depends on C(ringrift.cluster.p2p_contract)). A new node role's
-    settings are part of the fast path's fingerprint without anyone editing a list.
+    collection that runs on the nodes, read from the collection itself (a role whose C(meta/main.yml) depends on
+    C(ringrift.cluster.p2p_contract)). A new node role's settings are part of the fast path's fingerprint without
+    anyone editing a list.
   - C(playbooks/site.yml) passes the result to the C(ansible.builtin.varnames) lookup and hashes those variables with
     C(ringrift.cluster.converge_fingerprint).
 options:

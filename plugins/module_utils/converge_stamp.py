@@ -77,6 +77,7 @@ GPU_KEYS = ("executable", "expected_count", "expected_model", "timeout", "check_
 CHECK_COMMAND_TIMEOUT = 60
 _IMPORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
+
 class StampError(ValueError):
     """A stamp that cannot be built or read; the message names the field."""
 

@@ -18,7 +18,7 @@ def _run(tmp_path, args, check_mode=False):
     argv = [ANSIBLE, "localhost", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
             "-m", "ringrift.cluster.python_imports", "-a", json.dumps(args), "-o"] + (["--check"] if check_mode else [])
     proc = subprocess.run(argv, env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=120)
+                          universal_newlines=True, timeout=120, check=False)
     line = next(l for l in proc.stdout.splitlines() if l.startswith("localhost |"))
     return proc.returncode, json.loads(line.split("=>", 1)[1])
 

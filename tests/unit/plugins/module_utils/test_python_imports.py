@@ -15,7 +15,7 @@ from ansible_collections.ringrift.cluster.plugins.module_utils import python_imp
 
 
 def real_runner(argv):
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -403,9 +403,9 @@ def owner_groups(holders, managed_pid=None, proc_root="/proc"):
 def _owner_unknown_msg(port, unreadable):
     if _running_as_root():
         return ("port %s is in LISTEN but no /proc/<pid>/fd or /proc/<pid>/task/<tid>/fd links to its socket, even as root "
-                "(%d fd dirs unreadable): its holder is outside this PID namespace (a container sharing the network namespace?) "
+                "(the fds of %d processes unreadable): its holder is outside this PID namespace (a container sharing the network namespace?) "
                 "or is closing it" % (port, unreadable))
-    return "port %s is in LISTEN but no readable /proc/<pid>/fd links to its socket (%d fd dirs unreadable; run with become)" % (
+    return "port %s is in LISTEN but no readable /proc/<pid>/fd links to its socket (the fds of %d processes unreadable; run with become)" % (
         port, unreadable)
 
 

@@ -141,12 +141,20 @@ def _pid_dirs(proc_root):
 
 
 def _fd_socket_inodes(fd_dir):
-    """Socket inodes linked from one ``fd`` directory; raises ``OSError`` when it cannot be listed."""
+    """Socket inodes linked from one ``fd`` directory.
+
+    Raises ``OSError`` when the directory cannot be listed, or when its links cannot be read for
+    lack of permission: the kernel checks the same ptrace access for every fd of a process, so
+    root without ``CAP_SYS_PTRACE`` (in a container) lists another user's ``fd`` directory but
+    reads none of its links. A link that vanished meanwhile (the fd was closed) is skipped.
+    """
     inodes = set()
     for fd in os.listdir(fd_dir):
         try:
             target = os.readlink(os.path.join(fd_dir, fd))
-        except (IOError, OSError):
+        except (IOError, OSError) as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise
             continue
         match = _SOCKET_LINK_RE.match(target)
         if match:
@@ -164,9 +172,9 @@ def socket_owners(inodes, proc_root="/proc"):
 
     :arg inodes: iterable of socket inode numbers to look for.
     :returns: ``(owners, unreadable)``: ``owners`` maps each found inode to the sorted list
-        of PIDs with an fd linking to ``socket:[inode]``; ``unreadable`` counts
-        ``/proc/<pid>/fd`` directories that could not be listed (permission) and whose
-        threads did not show the socket either. Processes that exit during the scan are
+        of PIDs with an fd linking to ``socket:[inode]``; ``unreadable`` counts the
+        processes whose ``/proc/<pid>/fd`` could not be listed or whose links could not be
+        read (permission) and whose threads did not show the socket either. Processes that exit during the scan are
         skipped silently.
     """
     wanted = set(int(i) for i in inodes)

@@ -61,8 +61,8 @@ def find_binary(name):
 def bounded_runner(seconds=COMMAND_TIMEOUT, run=process.run_bounded):
     """``runner(argv) -> (rc, stdout, stderr)`` that gives each command at most ``seconds``.
 
-    The one runner of every module that asks a service manager (``p2p_listener``, ``node_audit``,
-    ``converge_stamp_info``) and the default of :func:`p2p_proc.inspect`. A command that is not
+    The one runner of every module that runs a command on the node (``p2p_listener``, ``node_audit``,
+    ``converge_stamp_info``, ``python_imports``) and the default of :func:`p2p_proc.inspect`. A command that is not
     installed is ``(127, '', '<name> not found on this host')``; one that runs out of time is
     ``(124, stdout, 'timed out after <seconds>s')``. ``LC_ALL=C`` and no pager, so the answers parse.
     """

@@ -277,7 +277,10 @@ addresses:
       type: int
   sample: [{address: "0.0.0.0", port: 8770, family: ipv4, inode: 912345, pid: 41233}]
 unreadable_fd_dirs:
-  description: Number of C(/proc/<pid>/fd) directories that could not be read (permissions).
+  description:
+    - Number of processes whose C(/proc/<pid>/fd) directory could not be listed, or whose fd links
+      could not be read (permissions; root in a container without C(CAP_SYS_PTRACE) reads no link
+      of another user's process).
   returned: always
   type: int
   sample: 0

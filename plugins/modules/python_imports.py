@@ -82,7 +82,7 @@ error:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ringrift.cluster.plugins.module_utils import process, python_imports, validate
+from ansible_collections.ringrift.cluster.plugins.module_utils import python_imports, service_manager, validate
 
 
 def main():
@@ -104,12 +104,8 @@ def main():
     if bad:
         module.fail_json(msg="; ".join(bad))
 
-    def runner(argv):
-        rc, out, err, timed_out = process.run_bounded(argv, params["timeout"])
-        if timed_out:
-            return rc, out, (err + "\ntimed out after %s s" % params["timeout"]).strip()
-        return rc, out, err
-
+    # The same runner as the converge stamp's re-check of these imports: one environment for both.
+    runner = service_manager.bounded_runner(params["timeout"])
     result = python_imports.check_imports(params["python"], params["names"], runner)
     module.exit_json(changed=False, **result)
 

@@ -44,3 +44,14 @@ def test_bad_names_and_relative_interpreters_are_refused_before_anything_runs(tm
     assert rc != 0 and result["changed"] is False
     assert result["msg"] == ("names 'yaml; import os' must be a Python module name; names '-c' must be a Python module name; "
                              "python 'venv/bin/python' must be an absolute path without spaces, quotes, % or $"), result["msg"]
+
+
+def test_an_interpreter_that_hangs_is_stopped_at_the_deadline(tmp_path):
+    hang = tmp_path / "python"
+    hang.write_text("#!/bin/sh\nsleep 60\n")
+    hang.chmod(0o755)
+    rc, result = _run(tmp_path, {"python": str(hang), "names": ["yaml"], "timeout": 1})
+    assert rc == 0 and result["changed"] is False, result
+    assert result["ok"] == {}
+    assert "timed out after 1.0s" in result["error"], result["error"]
+    assert result["missing"] == {"yaml": result["error"]}

@@ -137,7 +137,45 @@ def test_unowned_socket_and_unreadable_fd_dirs_are_counted(proc, monkeypatch):
     assert result["listening"] is True
     assert result["pid"] is None
     assert result["failed"] is True
-    assert "1 fd dirs unreadable" in result["msg"]
+    assert "the fds of 1 processes unreadable" in result["msg"]
+
+
+def test_fd_links_unreadable_count_the_process(proc, monkeypatch):
+    """Root without CAP_SYS_PTRACE (in a container) lists another uid's fd dir but reads no link."""
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(100, ["sleep", "100"])
+    proc.add_process(4242, DAEMON, sockets=[5001])
+    real_readlink = os.readlink
+    blocked = os.path.join(proc.root, "4242")
+
+    def readlink(path, *args, **kwargs):
+        if str(path).startswith(blocked + os.sep) and "/fd/" in str(path):
+            raise OSError(errno.EACCES, "Permission denied", path)
+        return real_readlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(p2p_sockets.os, "readlink", readlink)
+    scan = p2p_sockets.scan_listeners(8770, proc.root)
+    assert scan["unreadable_fd_dirs"] == 1
+    assert scan["listeners"][0]["pid"] is None
+    result = p2p_proc.inspect(params(proc))
+    assert result["diagnosis"] == "owner_unknown"
+    assert "the fds of 1 processes unreadable" in result["msg"]
+
+
+def test_fd_link_closed_during_the_scan_is_skipped(proc, monkeypatch):
+    proc.add_socket("0.0.0.0", 8770, 5001)
+    proc.add_process(4242, DAEMON, sockets=[5001])
+    real_readlink = os.readlink
+
+    def readlink(path, *args, **kwargs):
+        if str(path).endswith(os.sep + "0"):
+            raise OSError(errno.ENOENT, "No such file or directory", path)
+        return real_readlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(p2p_sockets.os, "readlink", readlink)
+    scan = p2p_sockets.scan_listeners(8770, proc.root)
+    assert scan["unreadable_fd_dirs"] == 0
+    assert scan["listeners"][0]["pid"] == 4242
 
 
 def test_missing_tcp6_file_is_tolerated(proc):

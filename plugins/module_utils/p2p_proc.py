@@ -123,6 +123,7 @@ def _empty_result(params):
         "owner_problem": None,
         "managed_pid": None,
         "service_manager": None,
+        "service": None,
         "health": None,
         "diagnosis": None,
         "error_kind": None,
@@ -528,12 +529,14 @@ def _inspect_once(params, runner):
     if manager == "auto":
         manager = service_manager.detect_service_manager(params["proc_root"])
     result["service_manager"] = manager
+    # The manager is asked once per attempt: the owner check and the report's view read one answer.
+    view = service_manager.read_service(manager, params["service_name"], runner=runner, proc_root=params["proc_root"])
+    result["service"] = service_manager.summary(view)
     if manager != "none":
-        main_pid, detail = service_manager.managed_main_pid(manager, params["service_name"], runner=runner, proc_root=params["proc_root"])
-        result["managed_pid"] = main_pid
-        if main_pid is None:
+        result["managed_pid"] = view["main_pid"]
+        if view["main_pid"] is None:
             result["warnings"].append("could not get the main PID of %s from %s (%s); not comparing owners" % (
-                params["service_name"], manager, detail))
+                params["service_name"], manager, view["detail"]))
     scan, infos = _settled_scan(params)
     listeners = scan["listeners"]
     result["unreadable_fd_dirs"] = scan["unreadable_fd_dirs"]

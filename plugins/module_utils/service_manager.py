@@ -15,7 +15,7 @@ Public API:
 * :func:`bounded_runner` - ``runner(argv) -> (rc, stdout, stderr)`` with a deadline
 * :func:`detect_service_manager` - ``auto`` resolved from PID 1
 * :func:`read_service` - the unit's or program's state, installed flag, main PID, unit file state
-* :func:`managed_main_pid` - the main PID as the port check wants it
+* :func:`summary` - what a report shows of it
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,11 +33,15 @@ DEFAULT_SERVICE_NAME = "ringrift-p2p"
 # is "could not be asked", not a hung audit.
 COMMAND_TIMEOUT = 10
 # The properties every caller needs, asked in one `systemctl show`.
+# What a report shows of a service (node_audit's and p2p_listener's ``service``).
+SUMMARY_KEYS = ("manager", "installed", "state", "restarts", "main_pid")
 SYSTEMD_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "UnitFileState", "NeedDaemonReload")
 # Where AnsibleModule.get_bin_path also looks: a become shell's PATH may lack the sbin directories.
 _EXTRA_BIN_DIRS = ("/sbin", "/usr/sbin", "/usr/local/sbin")
 _SUPERVISOR_STATE_RE = re.compile(r"^\S+\s+([A-Z]+)\b(?:.*\bpid (\d+))?")
-_SUPERVISOR_STOPPED_RE = re.compile(r"\b(STOPPED|STARTING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
+_SUPERVISOR_STOPPED_RE = re.compile(r"\b(STOPPED|BACKOFF|EXITED|FATAL|UNKNOWN)\b")
+# Program states that have a process whose pid `supervisorctl status` does not print.
+_SUPERVISOR_STATES_WITH_PROCESS = ("STARTING", "STOPPING")
 _SUPERVISOR_PID_RE = re.compile(r"\bpid\s+(\d+)")
 _NO_SUCH_PROCESS_RE = re.compile(r"no such process", re.IGNORECASE)
 
@@ -129,24 +133,31 @@ def _read_systemd(view, name, run):
 
 
 def _read_supervisor(view, name, run):
-    rc, out, err = run(["supervisorctl", "pid", name])
-    pid = _pid_text(out)
-    status_rc, status_out, status_err = run(["supervisorctl", "status", name])
-    text = (status_out or "") + (status_err or "")
-    view["rc"] = status_rc
-    state = _SUPERVISOR_STATE_RE.search((status_out or status_err or "").strip())
-    if state and not _NO_SUCH_PROCESS_RE.search(text):
+    # One `status` is the whole answer for a program that is RUNNING (it prints the pid) or has
+    # no process (STOPPED, BACKOFF, EXITED, FATAL): each supervisorctl is a Python start on the
+    # node, and an audit asks every node. STARTING and STOPPING have a process but print no
+    # pid, so only then is supervisord asked for it.
+    rc, out, err = run(["supervisorctl", "status", name])
+    text = (out or "") + (err or "")
+    view["rc"] = rc
+    state = _SUPERVISOR_STATE_RE.search((out or err or "").strip())
+    unknown = _NO_SUCH_PROCESS_RE.search(text)
+    if state and not unknown:
         view["installed"] = True
         view["state"] = state.group(1)
     running = _SUPERVISOR_PID_RE.search(text)
-    if pid is not None:
-        view["main_pid"], view["detail"] = pid, "supervisorctl pid: %d" % pid
-    elif running:
+    if running:
         view["main_pid"], view["detail"] = int(running.group(1)), text.strip()
-    elif _SUPERVISOR_STOPPED_RE.search(text) or _NO_SUCH_PROCESS_RE.search(text):
+    elif view["state"] in _SUPERVISOR_STATES_WITH_PROCESS:
+        pid = _pid_text(run(["supervisorctl", "pid", name])[1])
+        if pid is not None:
+            view["main_pid"], view["detail"] = pid, "supervisorctl pid: %d" % pid
+        else:
+            view["detail"] = "%s; supervisorctl pid did not answer" % text.strip()
+    elif unknown or (view["installed"] and _SUPERVISOR_STOPPED_RE.search(text)):
         view["main_pid"], view["detail"] = 0, text.strip()
     else:
-        view["detail"] = text.strip() or "supervisorctl rc=%s" % status_rc
+        view["detail"] = text.strip() or "supervisorctl rc=%s" % rc
     view["answered"] = view["main_pid"] is not None
     return view
 
@@ -179,13 +190,10 @@ def read_service(manager, name=DEFAULT_SERVICE_NAME, runner=None, proc_root="/pr
     raise ValueError("unknown service manager %r" % (manager,))
 
 
-def managed_main_pid(manager, service_name=DEFAULT_SERVICE_NAME, runner=None, proc_root="/proc"):
-    """Main PID of the service as its manager sees it (:func:`read_service`).
-
-    :returns: ``(pid, detail)``: ``pid`` is an int > 0 for the main PID, ``0`` when the manager
-        says the service is not running (or does not know it), ``None`` when the manager
-        could not be asked (or ``manager`` is ``none``); ``detail`` is a short text (the raw
-        answer or the error).
-    """
-    view = read_service(manager, service_name, runner=runner, proc_root=proc_root)
-    return view["main_pid"], view["detail"]
+def summary(view):
+    """What a report shows of a :func:`read_service` view: ``{manager, installed, state, restarts,
+    main_pid}``, ``main_pid`` None for a service the manager does not know."""
+    shown = dict((key, view[key]) for key in SUMMARY_KEYS)
+    if not view["installed"]:
+        shown["main_pid"] = None
+    return shown

@@ -209,16 +209,6 @@ from ansible_collections.ringrift.cluster.plugins.module_utils import (
 DEFAULT_GPU_TIMEOUT = 10
 # The node is not one the collection can manage (not Linux: no /proc, systemd or supervisor).
 UNSUPPORTED_OS = "unsupported_os"
-SERVICE_VIEW_KEYS = ("manager", "installed", "state", "restarts", "main_pid")
-
-
-def service_view(manager, name, runner):
-    """The unit's or program's state according to its manager (``service_manager.read_service``), as the report shows it."""
-    view = service_manager.read_service(manager, name, runner=runner)
-    shown = dict((key, view[key]) for key in SERVICE_VIEW_KEYS)
-    if not view["installed"]:
-        shown["main_pid"] = None
-    return shown
 
 
 def last_converged_at(module, path):
@@ -272,7 +262,7 @@ def unsupported_result(port, reason):
     result = p2p_proc.blank_result(port)
     result.pop("warnings")
     result.update(diagnosis=UNSUPPORTED_OS, unsupported_reason=reason, service_manager="none", msg=reason,
-                  service={"manager": "none", "installed": False, "state": None, "restarts": None, "main_pid": None},
+                  service=service_manager.summary(service_manager.read_service("none")),
                   gpu=None, last_converged_at=None)
     return result
 
@@ -316,7 +306,6 @@ def audit(module, params, proc_root="/proc", system=None, runner=None):
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result["unsupported_reason"] = None
-    result["service"] = service_view(manager, params["service_name"], runner)
     result["gpu"] = None
     if params["gpu"]:
         result["gpu"] = gpu_view(module, params["nvidia_smi"], params["expected_gpu_count"], params["expected_gpu_model"],

@@ -301,6 +301,29 @@ managed_pid:
   returned: always
   type: int
   sample: 41233
+service:
+  description:
+    - What the service manager said of the unit or program, in the same answer the owner check used
+      (null before it was asked).
+  returned: always
+  type: dict
+  contains:
+    manager:
+      description: C(systemd), C(supervisor) or C(none).
+      type: str
+    installed:
+      description: Whether the unit or program is known to the manager.
+      type: bool
+    state:
+      description: Manager's state, such as C(active/running), C(activating/auto-restart), C(RUNNING), C(STARTING).
+      type: str
+    restarts:
+      description: Restarts counted by systemd (C(NRestarts)); null under supervisor.
+      type: int
+    main_pid:
+      description: Main PID according to the manager (0 when not running, null when not installed or unknown).
+      type: int
+  sample: {manager: systemd, installed: true, state: active/running, restarts: 0, main_pid: 41233}
 service_manager:
   description: Service manager used (O(service_manager) with V(auto) resolved).
   returned: always

@@ -140,7 +140,7 @@ def test_inspect_unit_not_running_but_daemon_listens_is_unmanaged(proc):
     proc.add_socket("0.0.0.0", 8770, 5001)
     proc.add_process(90, DAEMON, sockets=[5001])
     result = p2p_proc.inspect(params(proc, service_manager="supervisor"),
-                              runner=FakeRunner({"supervisorctl pid": (0, "0\n", "")}))
+                              runner=FakeRunner({"supervisorctl status": (3, "ringrift-p2p   STOPPED   Dec 01 10:00 AM\n", "")}))
     assert result["managed_pid"] == 0
     assert result["diagnosis"] == "unmanaged"
     assert "not running" in result["msg"]

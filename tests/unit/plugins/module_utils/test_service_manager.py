@@ -25,40 +25,38 @@ def proc(tmp_path):
 
 SYSTEMCTL_ARGV = ["systemctl", "show", "ringrift-p2p.service", "-p", "LoadState", "-p", "ActiveState", "-p", "SubState",
                   "-p", "NRestarts", "-p", "MainPID", "-p", "UnitFileState", "-p", "NeedDaemonReload"]
-SUPERVISOR_ARGVS = [["supervisorctl", "pid", "ringrift-p2p"], ["supervisorctl", "status", "ringrift-p2p"]]
+SUPERVISOR_STATUS_ARGV = ["supervisorctl", "status", "ringrift-p2p"]
+SUPERVISOR_ARGVS = [SUPERVISOR_STATUS_ARGV, ["supervisorctl", "pid", "ringrift-p2p"]]
 SYSTEMD_RUNNING = ("LoadState=loaded\nActiveState=active\nSubState=running\nNRestarts=3\nMainPID=4242\n"
                    "UnitFileState=enabled\nNeedDaemonReload=no\n")
 
 
-def test_managed_main_pid_systemd():
+def test_read_service_systemd_main_pid():
     run = FakeRunner({"systemctl show": (0, "MainPID=4321\n", "")})
-    assert service_manager.managed_main_pid("systemd", "ringrift-p2p", runner=run) == (4321, "MainPID=4321")
+    view = service_manager.read_service("systemd", "ringrift-p2p", runner=run)
+    assert (view["main_pid"], view["detail"]) == (4321, "MainPID=4321")
     assert run.calls == [SYSTEMCTL_ARGV]
-    assert service_manager.managed_main_pid("systemd", "x", runner=FakeRunner({"systemctl show": (0, "MainPID=0\n", "")}))[0] == 0
-    pid, detail = service_manager.managed_main_pid("systemd", "x", runner=FakeRunner({"systemctl show": (1, "", "System has not been booted with systemd")}))
-    assert pid is None
-    assert "not been booted" in detail
+    assert service_manager.read_service("systemd", "x", runner=FakeRunner({"systemctl show": (0, "MainPID=0\n", "")}))["main_pid"] == 0
+    view = service_manager.read_service("systemd", "x", runner=FakeRunner({"systemctl show": (1, "", "System has not been booted with systemd")}))
+    assert view["main_pid"] is None
+    assert "not been booted" in view["detail"]
 
 
-def test_managed_main_pid_supervisor_pid_and_status_fallback():
-    assert service_manager.managed_main_pid("supervisor", "ringrift-p2p", runner=FakeRunner({"supervisorctl pid": (0, "555\n", "")}))[0] == 555
-    running = FakeRunner({"supervisorctl pid": (1, "ERROR (no such process)\n", ""),
-                          "supervisorctl status": (0, "ringrift-p2p   RUNNING   pid 777, uptime 0:03:12\n", "")})
-    assert service_manager.managed_main_pid("supervisor", "ringrift-p2p", runner=running)[0] == 777
-    assert running.calls == SUPERVISOR_ARGVS
-    backoff = FakeRunner({"supervisorctl pid": (1, "", ""), "supervisorctl status": (3, "ringrift-p2p   BACKOFF   Exited too quickly\n", "")})
-    assert service_manager.managed_main_pid("supervisor", "ringrift-p2p", runner=backoff)[0] == 0
-    unknown = FakeRunner({"supervisorctl pid": (1, "", ""), "supervisorctl status": (4, "ringrift-p2p: ERROR (no such process)\n", "")})
-    assert service_manager.managed_main_pid("supervisor", "ringrift-p2p", runner=unknown)[0] == 0
-    down = FakeRunner({"supervisorctl pid": (2, "", ""),
-                       "supervisorctl status": (2, "unix:///var/run/supervisor.sock no such file\n", "")})
-    assert service_manager.managed_main_pid("supervisor", "ringrift-p2p", runner=down)[0] is None
+def test_read_service_supervisor_asks_for_the_pid_only_when_status_cannot_show_it():
+    starting = FakeRunner({"supervisorctl status": (0, "ringrift-p2p   STARTING\n", ""), "supervisorctl pid": (0, "555\n", "")})
+    view = service_manager.read_service("supervisor", "ringrift-p2p", runner=starting)
+    assert (view["state"], view["main_pid"], view["answered"]) == ("STARTING", 555, True)
+    assert starting.calls == SUPERVISOR_ARGVS
+    stopping = FakeRunner({"supervisorctl status": (0, "ringrift-p2p   STOPPING\n", ""), "supervisorctl pid": (2, "", "refused")})
+    view = service_manager.read_service("supervisor", "ringrift-p2p", runner=stopping)
+    assert (view["state"], view["main_pid"], view["answered"]) == ("STOPPING", None, False)
+    assert "supervisorctl pid did not answer" in view["detail"]
 
 
-def test_managed_main_pid_none_and_unknown():
-    assert service_manager.managed_main_pid("none", "x", runner=FakeRunner({})) == (None, "no service manager")
+def test_read_service_none_and_unknown():
+    assert service_manager.read_service("none", "x", runner=FakeRunner({}))["detail"] == "no service manager"
     with pytest.raises(ValueError):
-        service_manager.managed_main_pid("upstart", "x", runner=FakeRunner({}))
+        service_manager.read_service("upstart", "x", runner=FakeRunner({}))
 
 
 def test_detect_service_manager(proc, monkeypatch):
@@ -111,7 +109,8 @@ def test_read_service_supervisor(status, installed, state, main_pid):
     run = FakeRunner({"supervisorctl pid": (1, "", ""), "supervisorctl status": status})
     view = service_manager.read_service("supervisor", "ringrift-p2p", runner=run)
     assert (view["installed"], view["state"], view["main_pid"], view["restarts"]) == (installed, state, main_pid, None)
-    assert run.calls == SUPERVISOR_ARGVS
+    # A RUNNING program prints its pid and the others have none: one supervisorctl is the answer.
+    assert run.calls == [SUPERVISOR_STATUS_ARGV]
 
 
 def test_read_service_none_asks_nothing():
@@ -121,8 +120,25 @@ def test_read_service_none_asks_nothing():
     assert run.calls == []
 
 
-def test_the_three_callers_use_the_one_reader(proc, monkeypatch):
-    """p2p_proc (owner check), node_audit (service view) and converge_stamp (unit enabled) read systemd the same way."""
+class AuditModule(object):
+    """What node_audit.audit() uses of AnsibleModule."""
+
+    def warn(self, text):
+        raise AssertionError("unexpected warning: %s" % text)
+
+    def fail_json(self, **kwargs):
+        raise AssertionError("fail_json: %s" % kwargs)
+
+
+def audit_params(tmp_path, **overrides):
+    values = dict((name, spec.get("default")) for name, spec in node_audit.ARGUMENT_SPEC.items())
+    values.update(log_path=str(tmp_path / "p2p.log"), stamp_path=str(tmp_path / "converge-stamp.json"), health_path=None)
+    values.update(overrides)
+    return values
+
+
+def test_the_callers_use_the_one_reader_and_the_audit_asks_once(proc, tmp_path, monkeypatch):
+    """p2p_proc (owner check and the audit's service view) and converge_stamp (unit enabled) read systemd the same way."""
     readers = []
     real = service_manager.read_service
 
@@ -133,22 +149,22 @@ def test_the_three_callers_use_the_one_reader(proc, monkeypatch):
     monkeypatch.setattr(service_manager, "read_service", spy)
     proc.add_socket("0.0.0.0", 8770, 5001)
     proc.add_process(4242, DAEMON, sockets=[5001])
+    proc.add_process(1, ["/sbin/init"], comm="systemd")
     run = FakeRunner({"systemctl show": (0, SYSTEMD_RUNNING, "")})
 
-    verdict = p2p_proc.inspect(params(proc, service_manager="systemd"), runner=run)
-    view = node_audit.service_view("systemd", "ringrift-p2p", run)
+    audit = node_audit.audit(AuditModule(), audit_params(tmp_path, service_manager="auto"), proc_root=proc.root, system="Linux", runner=run)
     reasons = converge_stamp._check_service({"listener": {"service_manager": "systemd", "service_name": "ringrift-p2p"}}, run)
 
-    assert readers == ["systemd", "systemd", "systemd"]
-    assert run.calls == [SYSTEMCTL_ARGV] * 3
-    assert (verdict["managed_pid"], verdict["diagnosis"]) == (4242, "healthy")
-    assert view == {"manager": "systemd", "installed": True, "state": "active/running", "restarts": 3, "main_pid": 4242}
+    assert readers == ["systemd", "systemd"]
+    assert run.calls == [SYSTEMCTL_ARGV] * 2
+    assert (audit["managed_pid"], audit["diagnosis"]) == (4242, "healthy")
+    assert audit["service"] == {"manager": "systemd", "installed": True, "state": "active/running", "restarts": 3, "main_pid": 4242}
     assert reasons == []
 
 
-def test_node_audit_service_view_hides_the_pid_of_a_program_it_does_not_know():
+def test_the_service_summary_hides_the_pid_of_a_program_the_manager_does_not_know():
     run = FakeRunner({"supervisorctl pid": (1, "", ""), "supervisorctl status": (4, "ringrift-p2p: ERROR (no such process)\n", "")})
-    assert node_audit.service_view("supervisor", "ringrift-p2p", run) == {
+    assert service_manager.summary(service_manager.read_service("supervisor", "ringrift-p2p", runner=run)) == {
         "manager": "supervisor", "installed": False, "state": None, "restarts": None, "main_pid": None}
 
 

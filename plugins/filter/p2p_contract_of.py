@@ -15,7 +15,8 @@ description:
   - Resolves the contract (see the C(ringrift.cluster.p2p_contract) filter) of the named host from its host
     variables (inventory, host and group vars, facts), for plays that must know other hosts' daemons, such as the
     quorum guard of C(site.yml), which asks every voter, including voters outside C(--limit).
-  - Paths starting with C(~) stay unexpanded.
+  - Paths starting with C(~) stay unexpanded. The login user is the host's fact C(user_id) when its facts are
+    known, else its C(ansible_user); an old per-role setting defined for it fails as in the C(p2p_contract) filter.
 options:
   _input:
     description: The inventory name of the host.
@@ -41,8 +42,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.ringrift.cluster.plugins.filter.p2p_contract import p2p_contract
-from ansible_collections.ringrift.cluster.plugins.plugin_utils.p2p_contract import SETTINGS
+from ansible_collections.ringrift.cluster.plugins.plugin_utils.p2p_contract import ContractError, resolve_vars
 
 
 def p2p_contract_of(host, hostvars):
@@ -53,10 +53,10 @@ def p2p_contract_of(host, hostvars):
     """
     if host not in hostvars:
         raise AnsibleFilterError("p2p_contract_of: %s is not in the inventory" % host)
-    variables = hostvars[host]
-    settings = dict((name, variables.get(name)) for name in SETTINGS if name in variables)
-    return p2p_contract(settings, host, ansible_host=variables.get("ansible_host"),
-                        ansible_user=variables.get("ansible_user"))
+    try:
+        return resolve_vars(hostvars[host], str(host))
+    except ContractError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 class FilterModule(object):

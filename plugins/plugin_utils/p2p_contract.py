@@ -6,9 +6,12 @@
 Node id, port, addresses, peers, where the service lives, the interpreter, the command
 line, the environment, the service name, the log file and the settings files are all
 derived here, once, from the ``ringrift_*`` settings (which the inventory plugin fills
-from ``distributed_hosts.yaml``). Controller-side only: the ``ringrift.cluster.p2p_contract``
-filter calls :func:`resolve`, the ``p2p_contract`` role publishes the result as the fact
-``p2p_contract_daemon``, and every role and playbook reads that fact.
+from ``distributed_hosts.yaml``). Controller-side only: :func:`resolve_vars` reads a host's
+settings from its variables and :func:`resolve` derives the contract; the
+``ringrift.cluster.p2p_contract`` lookup (a host's own variables) and the ``p2p_contract_of``
+filter (another host's ``hostvars``) call the first, the ``p2p_contract`` filter the second.
+The ``p2p_contract`` role publishes the result as the fact ``p2p_contract_daemon``, and every
+role and playbook reads that fact (the audit resolves it through the lookup, without a task).
 
 How the real daemon must be started (read in its own unit file and run here): working
 directory the service directory (``ai-service``), ``PYTHONPATH`` that directory (the
@@ -78,6 +81,30 @@ LEGACY = {
 }
 
 _OWN_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def resolve_vars(variables, host, template=None, expand_home=False):
+    """The contract of ``host`` from its variables: the settings of :data:`SETTINGS` defined
+    there, ``ansible_host``, ``ansible_user``, the fact ``user_id`` (the login user) and, with
+    ``expand_home``, the fact ``user_dir`` (the login user's home, for ``~`` paths; without it they
+    stay unexpanded).
+
+    :arg variables: a mapping of the host's variables (a lookup's ``variables``, ``hostvars[host]``).
+    :arg template: ``template(value) -> value``, applied to each value read (default: as it is).
+    :raises ContractError: as :func:`resolve`; any name of :data:`LEGACY` defined is one of its problems.
+    """
+    def read(name, default=None):
+        if name not in variables:
+            return default
+        value = variables[name]
+        return template(value) if template else value
+
+    settings = dict((name, read(name)) for name in SETTINGS if name in variables)
+    facts = read("ansible_facts", {}) or {}
+    # Without the fact, ~ paths stay as they are (paths_expanded false) rather than guessed.
+    home = (facts.get("user_dir") or None) if expand_home else None
+    return resolve(settings, host, home=home, ansible_host=read("ansible_host"), ansible_user=read("ansible_user"),
+                   legacy=[name for name in LEGACY if name in variables], login_user=facts.get("user_id"))
 
 
 class ContractError(ValueError):

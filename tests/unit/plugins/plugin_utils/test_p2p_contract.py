@@ -169,3 +169,24 @@ def test_contract_of_another_host_reads_its_host_variables():
     assert (other["port"], other["node_id"], other["advertise_host"]) == (8779, "voter-2", "203.0.113.7")
     with pytest.raises(AnsibleFilterError, match="not in the inventory"):
         p2p_contract_of("voter-9", hostvars)
+
+
+def test_resolve_vars_reads_a_hosts_settings_facts_and_retired_names():
+    from ansible_collections.ringrift.cluster.plugins.plugin_utils.p2p_contract import resolve_vars
+    variables = {"ringrift_p2p_port": 8779, "ringrift_path": "~/ringrift/ai-service", "ansible_host": "203.0.113.7",
+                 "ansible_user": "ubuntu", "ansible_facts": {"user_id": "ops", "user_dir": "/home/ops"},
+                 "ringrift_gpu_count": 8, "unrelated": "x"}
+    unexpanded = resolve_vars(variables, "h1")
+    assert (unexpanded["port"], unexpanded["advertise_host"], unexpanded["login_user"]) == (8779, "203.0.113.7", "ops")
+    assert (unexpanded["service_dir"], unexpanded["paths_expanded"]) == ("~/ringrift/ai-service", False)
+    expanded = resolve_vars(variables, "h1", expand_home=True)
+    assert (expanded["service_dir"], expanded["paths_expanded"]) == ("/home/ops/ringrift/ai-service", True)
+    # Without the fact, ~ stays as it is rather than guessed.
+    without_facts = dict(variables, ansible_facts={})
+    assert resolve_vars(without_facts, "h1", expand_home=True)["service_dir"] == "~/ringrift/ai-service"
+    assert resolve_vars(without_facts, "h1")["login_user"] == "ubuntu"
+    seen = []
+    resolve_vars(variables, "h1", template=lambda value: seen.append(value) or value)
+    assert 8779 in seen and "x" not in seen
+    with pytest.raises(ContractError, match="p2p_service_port is no longer read: set ringrift_p2p_port"):
+        resolve_vars(dict(variables, p2p_service_port=1), "h1")

@@ -44,7 +44,8 @@ PLAY = """
 
 def _run(tmp_path, inventory):
     (tmp_path / "play.yml").write_text(PLAY)
-    (tmp_path / "inventory.yml").write_text(inventory.replace("ansible_connection: local", "ansible_connection: local\n    ansible_python_interpreter: " + sys.executable))
+    local = "ansible_connection: local\n    ansible_python_interpreter: " + sys.executable
+    (tmp_path / "inventory.yml").write_text(inventory.replace("ansible_connection: local", local))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
                           env=ansible_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=180, check=False)

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, p2p_proc, process, service_manager
+from ansible_collections.ringrift.cluster.plugins.module_utils import converge_stamp, process, service_manager
 from ansible_collections.ringrift.cluster.plugins.modules import node_audit
 
-from p2p_fakes import DAEMON, FakeProc, FakeRunner, params
+from p2p_fakes import DAEMON, FakeProc, FakeRunner
 
 __metaclass__ = type
 

@@ -32,9 +32,9 @@ DEFAULT_SERVICE_NAME = "ringrift-p2p"
 # Seconds one systemctl/supervisorctl call may take; a manager that does not answer by then
 # is "could not be asked", not a hung audit.
 COMMAND_TIMEOUT = 10
-# The properties every caller needs, asked in one `systemctl show`.
 # What a report shows of a service (node_audit's and p2p_listener's ``service``).
 SUMMARY_KEYS = ("manager", "installed", "state", "restarts", "main_pid")
+# The properties every caller needs, asked in one `systemctl show`.
 SYSTEMD_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "UnitFileState", "NeedDaemonReload")
 # Where AnsibleModule.get_bin_path also looks: a become shell's PATH may lack the sbin directories.
 _EXTRA_BIN_DIRS = ("/sbin", "/usr/sbin", "/usr/local/sbin")

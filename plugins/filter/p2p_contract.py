@@ -13,9 +13,10 @@ short_description: Resolve the RingRift P2P daemon's contract (node id, port, pa
 version_added: 0.3.0
 description:
   - One home for what every role and playbook of the collection must agree on about the daemon, so that
-    a port, a path or a flag is never written twice. The role C(ringrift.cluster.p2p_contract) calls this
-    filter and publishes the result as the fact C(p2p_contract_daemon); see that role's argument spec for
-    the settings and their defaults.
+    a port, a path or a flag is never written twice. This filter resolves the contract from settings given
+    explicitly; the role C(ringrift.cluster.p2p_contract) and the C(ringrift.cluster.p2p_contract) lookup resolve
+    the same contract from a host's own variables (the role publishes it as the fact C(p2p_contract_daemon));
+    see that role's argument spec for the settings and their defaults.
   - Validates every setting as a whole value (no trailing newline, no leading C(-)) and fails naming the host
     and each bad field; a setting of the old per-role names (C(p2p_service_port), ...) fails naming the one
     that replaced it.

@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -35,7 +34,8 @@ import threading
 import pytest
 import yaml
 
-from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env, free_port
+
 
 def load(path):
     with open(path) as handle:
@@ -187,12 +187,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_audit(tmp_path, monkeypatch, host_vars=""):

@@ -89,6 +89,8 @@ bench: venv images
 build: venv
 	rm -rf build/dist build/install
 	ansible-galaxy collection build --force --output-path build/dist .
+	# The Galaxy requirements of execution-environment.yml: this tarball (docs/awx.md).
+	$(PY) tools/ee-requirements.py build/dist
 	# The installed copy alone must resolve: no repo ansible.cfg, no checkout symlink.
 	cd build && env -u ANSIBLE_CONFIG ansible-galaxy collection install --force -p install dist/ringrift-cluster-*.tar.gz
 	cd build && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(abspath build/install) \

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: converge_setting_pattern
 short_description: The variable names a converge of a node depends on, as one regular expression
-version_added: 0.4.0
+version_added: 0.3.0
 author:
   - RingRift maintainers (@ringrift)
 description:

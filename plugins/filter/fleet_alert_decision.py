@@ -80,7 +80,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ringrift.cluster.plugins.plugin_utils import fleet_report
 
 STATE_VERSION = 1
-CONDITIONS = ("quorum_lost", "healthy_share_low")
 # Hard limits of the receivers: Discord rejects content over 2000 characters; Slack
 # truncates text beyond 40000 but recommends staying under 4000.
 DISCORD_LIMIT = 2000

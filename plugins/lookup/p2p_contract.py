@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: p2p_contract
 short_description: The RingRift P2P daemon's contract for the host being templated, from its own variables
-version_added: 0.4.0
+version_added: 0.3.0
 description:
   - Reads the host's C(ringrift_*) settings (and C(p2p_daemon_git_repo), C(p2p_daemon_git_subdir)),
     C(ansible_host), C(ansible_user) and the facts C(user_id) and C(user_dir), and resolves the daemon's

@@ -70,7 +70,6 @@ DIAGNOSES = (
 
 # Exit status of a plain `nvidia-smi` that could not talk to the kernel driver.
 RC_DRIVER_UNREACHABLE = 9
-RC_NO_DEVICES = 6
 
 # Failure texts, lower-cased substrings -> short kind.  The first ones are what
 # nvidia-smi prints when NVML cannot be initialised at all (driver not loaded,

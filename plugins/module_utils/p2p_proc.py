@@ -42,8 +42,6 @@ POLL_INTERVAL = 0.5
 # A started daemon may take this long to listen (the real one: 12 s with --advertise-host,
 # about 100 s without it, longer on a busy machine) before "not listening" means broken.
 DEFAULT_START_GRACE = 180
-# Where the daemon's log marker lives; kept here for the callers that read it from p2p_proc.
-START_MARKER = p2p_log.START_MARKER
 
 DIAGNOSES = (
     "healthy",

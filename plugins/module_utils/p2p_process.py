@@ -136,11 +136,6 @@ def _read_cmdline_file(path):
     return [part.decode("utf-8", "replace") for part in data.split(b"\0")]
 
 
-def read_cmdline(pid, proc_root="/proc"):
-    """``/proc/<pid>/cmdline`` as a list of arguments (``[]`` for kernel threads/zombies, ``None`` when gone)."""
-    return _read_cmdline_file(os.path.join(proc_root, str(pid), "cmdline"))
-
-
 def _readlink(path):
     try:
         return os.readlink(path)

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: python_imports
 short_description: Which modules an interpreter can import
-version_added: 0.4.0
+version_added: 0.3.0
 author:
   - RingRift maintainers (@ringrift)
 description:

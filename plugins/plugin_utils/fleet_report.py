@@ -86,20 +86,46 @@ HOST_KEY_CHANGED = "host_key_changed"
 HOST_KEY_REJECTED = "host_key_rejected"
 
 
-def ssh_host_key_failure(msg):
+def known_hosts_file(facts):
+    """The known-hosts file of a host's own SSH connection, from its ``ansible_ssh_common_args``, or None.
+
+    The inventory writes its ``known_hosts_file`` there (``-o UserKnownHostsFile=...``) ahead of any
+    ProxyCommand, whose own copy stays inside that one argument; OpenSSH keeps the first value it reads.
+    """
+    for name in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        try:
+            words = shlex.split(str(facts.get(name) or ""))
+        except ValueError:
+            continue
+        for word in words:
+            if word.startswith("UserKnownHostsFile="):
+                return word.split("=", 1)[1] or None
+    return None
+
+
+def ssh_host_key_failure(msg, known_hosts=None):
     """``(error_kind, one line for people)`` when an unreachable host's SSH error is a refused host key, else None.
 
     The raw message starts with OpenSSH's banner of ``@`` signs, so cut to one line it would show nothing useful.
+    ``known_hosts``: the file the host's connection records keys in (:func:`known_hosts_file`); without one,
+    OpenSSH's own default file, which ``ssh-keygen -R`` edits when no ``-f`` is given.
     """
     text = str(msg or "")
     changed = _HOST_KEY_CHANGED_RE.search(text)
     if changed or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
         where = changed.group(1) if changed else None
-        remove = ("ssh-keygen -R '%s' -f ~/.ssh/ringrift_known_hosts" % where) if where else "ssh-keygen -R"
+        remove = "ssh-keygen -R"
+        if where:
+            remove += " '%s'" % where
+            if known_hosts:
+                # A leading ~ must stay unquoted for the shell to expand it.
+                remove += " -f " + (known_hosts if re.match(r"^[~\w./@%+=:,-]+$", known_hosts) else shlex.quote(known_hosts))
         return HOST_KEY_CHANGED, (
-            "SSH host key of %s differs from the one recorded in the fleet's known-hosts file (the inventory's "
-            "known_hosts_file): if the instance was replaced, remove the old key (%s) and connect again; "
-            "otherwise someone else answers at that address" % (where or "the host", remove))
+            "SSH host key of %s differs from the one recorded in %s: if the instance was replaced, remove the old "
+            "key (%s) and connect again; otherwise someone else answers at that address" % (
+                where or "the host",
+                ("the fleet's known-hosts file %s (the inventory's known_hosts_file)" % known_hosts) if known_hosts
+                else "your known-hosts file", remove))
     if "Host key verification failed" in text:
         return HOST_KEY_REJECTED, "SSH refused the host key (Host key verification failed): " + (_one_line(text) or "")
     return None
@@ -177,7 +203,7 @@ def host_record(name, facts, result):
     error_kind, last_error = result.get("error_kind"), result.get("last_error")
     if not last_error and (module_failed or not reachable) and diagnosis == "unreachable":
         # A refused host key says what to do; the raw message is a banner of @ signs.
-        key_failure = ssh_host_key_failure(result.get("msg"))
+        key_failure = ssh_host_key_failure(result.get("msg"), known_hosts_file(facts))
         if key_failure:
             error_kind, last_error = key_failure
         else:

@@ -213,8 +213,12 @@ def test_first_use_is_recorded_and_a_changed_key_fails_only_that_host(fleet):
     assert lines['aws-two'].startswith('aws-two | SUCCESS'), proc.stdout
     # The fleet report turns OpenSSH's banner into what to do, naming the address and the file.
     result = json.JSONDecoder().raw_decode(one.split('=>', 1)[1].strip())[0]
-    record = fleet_report.host_record('aws-one', {'ringrift_provider': 'aws'}, result)
+    # The host's variables as the audit's report action sees them (its known_hosts_file is not the default).
+    inventory = subprocess.run([os.path.join(BIN, 'ansible-inventory'), '-i', fleet['source'], '--host', 'aws-one'],
+                               cwd=REPO, env=ansible_env(fleet['tmp']), capture_output=True, text=True, timeout=120,
+                               check=True)
+    record = fleet_report.host_record('aws-one', json.loads(inventory.stdout), result)
     assert (record['diagnosis'], record['error_kind']) == ('unreachable', 'host_key_changed')
-    assert "ssh-keygen -R '[127.0.0.1]:%d' -f ~/.ssh/ringrift_known_hosts" % fleet['ports']['one'] in record['last_error']
+    assert "ssh-keygen -R '[127.0.0.1]:%d' -f %s)" % (fleet['ports']['one'], fleet['known_hosts']) in record['last_error']
     # The changed key was not written over the recorded one.
     assert open(fleet['known_hosts']).read() == before

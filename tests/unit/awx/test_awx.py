@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """AWX/AAP: the execution environment definition and a run the way AWX runs a job.
 
-- `ansible-builder create` (offline: it only writes the build context) on
-  execution-environment.yml, with the collection tarball `make build` would make.
+- `ansible-builder create` (offline: it only writes the build context) on a fresh copy of the
+  checkout: it fails without the collection tarball `make build` makes, and with it writes a
+  context on the base image docs/awx.md names, with microdnf (ee-minimal has no dnf).
 - `ansible_runner.run` with a private data directory in a temporary directory, like an AWX
   job, runs playbooks/audit.yml against localhost (ansible_connection=local, no daemon on the
   port): the report lands in the runner's artifacts, its summary in the job's artifact data
@@ -16,13 +17,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ast
 import glob
 import http.server
+import importlib.metadata
 import json
 import os
+import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,9 +34,7 @@ import threading
 import pytest
 import yaml
 
-from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env
-
-EE_FILES = ("execution-environment.yml", "requirements.yml", "requirements.txt", "bindep.txt")
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env, free_port
 
 
 def load(path):
@@ -41,44 +42,134 @@ def load(path):
         return yaml.safe_load(handle)
 
 
-def test_runtime_dependencies_are_one_list_without_test_only_collections():
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def shipped_text():
+    """The text of everything the collection runs: playbooks, roles, plugins."""
+    texts = []
+    for top in ("playbooks", "roles", "plugins"):
+        for root, _dirs, files in os.walk(os.path.join(REPO, top)):
+            texts.extend(read(os.path.join(root, name)) for name in files if name.endswith((".yml", ".py", ".j2")))
+    return "\n".join(texts)
+
+
+def test_runtime_dependencies_are_one_list_of_collections_the_collection_uses():
     galaxy = load(os.path.join(REPO, "galaxy.yml"))["dependencies"]
     wanted = dict((c["name"], c["version"]) for c in load(os.path.join(REPO, "requirements.yml"))["collections"])
     assert galaxy == wanted
-    assert "community.docker" not in galaxy
-    assert load(os.path.join(REPO, "meta", "execution-environment.yml"))["dependencies"] == {
-        "python": "requirements.txt", "system": "bindep.txt"}
+    text = shipped_text()
+    # A dependency the collection never calls costs every installer a download (ansible.posix was one).
+    unused = [name for name in galaxy if name + "." not in text]
+    assert not unused, unused
+    assert "community.docker" not in galaxy and "ansible.posix" not in galaxy
+    assert load(os.path.join(REPO, "meta", "execution-environment.yml"))["dependencies"] == {"system": "bindep.txt"}
 
 
-def test_ansible_builder_create_writes_the_expected_context(tmp_path):
-    for name in EE_FILES:
-        shutil.copy(os.path.join(REPO, name), str(tmp_path / name))
-    dist = tmp_path / "build" / "dist"
-    subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(dist), REPO],
-                   check=True, capture_output=True, text=True, timeout=300)
+def test_the_controller_code_needs_no_python_package_beyond_ansible_core():
+    """Why the EE lists no Python packages: every import in plugins/ is stdlib, Ansible or an ansible-core dependency.
+
+    ansible-builder drops PyYAML from any requirements.txt (its base images have it), so listing it did nothing.
+    """
+    provided = set(sys.stdlib_module_names) | {"ansible", "ansible_collections", "__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    core = set(re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower() for req in importlib.metadata.requires("ansible-core"))
+    provided |= set(module for module, dists in distributions.items() if any(d.lower() in core for d in dists))
+    imported = {}
+    for root, _dirs, files in os.walk(os.path.join(REPO, "plugins")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                for node in ast.walk(ast.parse(read(path), path)):
+                    if isinstance(node, ast.Import):
+                        modules = [alias.name for alias in node.names]
+                    elif isinstance(node, ast.ImportFrom) and not node.level:
+                        modules = [node.module]
+                    else:
+                        continue
+                    for module in modules:
+                        imported.setdefault(module.split(".")[0], os.path.relpath(path, REPO))
+    assert "yaml" in imported
+    missing = dict((module, path) for module, path in imported.items() if module not in provided)
+    assert not missing, "imported but neither stdlib nor ansible-core's: %s" % missing
+
+
+def fresh_checkout(dest):
+    """The tracked and untracked-but-not-ignored files of this checkout (what a clone has), in ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
+    for name in names:
+        if name and os.path.isfile(os.path.join(REPO, name)) and not name.startswith("collections/"):
+            os.makedirs(os.path.dirname(os.path.join(str(dest), name)), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, name), os.path.join(str(dest), name))
+    return dest
+
+
+def ansible_builder_create(checkout):
+    return subprocess.run([os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml",
+                           "--context", str(checkout / "build" / "ee"), "--output-filename", "Containerfile"],
+                          cwd=str(checkout), env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+
+
+def documented_base():
+    """The EE base image docs/awx.md tells AWX users to build from (the build command's EE_BASE_IMAGE)."""
+    found = re.findall(r"EE_BASE_IMAGE=(\S+)", read(os.path.join(REPO, "docs", "awx.md")))
+    assert found, "docs/awx.md names no EE_BASE_IMAGE"
+    return found[0]
+
+
+def test_ansible_builder_create_fails_without_the_tarball(tmp_path):
+    checkout = fresh_checkout(tmp_path / "clone")
+    assert not glob.glob(str(checkout / "build" / "dist" / "*"))
+    proc = ansible_builder_create(checkout)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "build/dist/requirements.yml does not exist" in proc.stdout + proc.stderr
+    assert not (checkout / "build" / "ee" / "Containerfile").exists()
+
+
+def test_ansible_builder_create_with_the_tarball_names_the_documented_base_and_microdnf(tmp_path):
+    checkout = fresh_checkout(tmp_path / "clone")
+    dist = checkout / "build" / "dist"
+    # What `make build` does before its install check: the tarball, then the EE's requirements file.
+    for argv in ([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(dist), "."],
+                 [sys.executable, "tools/ee-requirements.py", "build/dist"]):
+        proc = subprocess.run(argv, cwd=str(checkout), env=ansible_env(), capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     tarball = glob.glob(str(dist / "ringrift-cluster-*.tar.gz"))
     assert len(tarball) == 1
     with tarfile.open(tarball[0]) as tar:
         names = set(tar.getnames())
     # What ansible-builder's introspection reads from the installed collection.
-    assert {"meta/execution-environment.yml", "requirements.txt", "bindep.txt", "requirements.yml"} <= names
+    assert {"meta/execution-environment.yml", "bindep.txt"} <= names
     assert "execution-environment.yml" not in names
 
-    proc = subprocess.run([os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml",
-                           "--context", str(tmp_path / "ctx"), "--output-filename", "Containerfile"],
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    proc = ansible_builder_create(checkout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    build = tmp_path / "ctx" / "_build"
-    galaxy = load(str(build / "requirements.yml"))
-    assert [c["name"] for c in galaxy["collections"]] == ["ansible.posix", "community.general"]
-    assert "PyYAML>=5.1" in (build / "requirements.txt").read_text().splitlines()
-    assert "openssh-client [platform:dpkg]" in (build / "bindep.txt").read_text().splitlines()
+    assert "No matches" not in proc.stdout + proc.stderr
+    build = checkout / "build" / "ee" / "_build"
+    image_path = "/build/collections/" + os.path.basename(tarball[0])
+    assert load(str(build / "requirements.yml"))["collections"] == [{"name": image_path, "type": "file"}]
     assert (build / "collections" / os.path.basename(tarball[0])).is_file()
-    containerfile = (tmp_path / "ctx" / "Containerfile").read_text()
+    containerfile = (checkout / "build" / "ee" / "Containerfile").read_text()
+    assert 'ARG EE_BASE_IMAGE="%s"' % documented_base() in containerfile
+    assert 'ARG PKGMGR="/usr/bin/microdnf"' in containerfile
     assert "ansible-core==2.19.14" in containerfile and "ansible-runner==2.4.3" in containerfile
-    assert "ansible-galaxy collection install --offline --collections-path /usr/share/ansible/collections " \
-           "/build/collections/ringrift-cluster-*.tar.gz" in containerfile
-    assert containerfile.index("requirements.yml") < containerfile.index("/build/collections/ringrift-cluster-")
+    assert "ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml" in containerfile
+    # No Python requirements of its own: the EE's pip step introspects the installed collections only.
+    assert not (build / "requirements.txt").exists()
+
+
+def test_the_docs_name_the_version_galaxy_yml_builds():
+    version = load(os.path.join(REPO, "galaxy.yml"))["version"]
+    for doc in ("README.md", "docs/awx.md", "docs/operator-first-day.md"):
+        text = read(os.path.join(REPO, doc))
+        named = set(re.findall(r"ringrift-ee:([0-9][^\s`]*)", text)) | set(
+            re.findall(r"ringrift-cluster-([0-9][0-9.]*[0-9])\.tar\.gz", text))
+        assert named <= {version}, "%s names %s, galaxy.yml builds %s" % (doc, sorted(named), version)
+    assert "ringrift-ee:%s" % version in read(os.path.join(REPO, "docs", "awx.md"))
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -96,12 +187,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_audit(tmp_path, monkeypatch, host_vars=""):

@@ -17,26 +17,16 @@ __metaclass__ = type
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env
+from ansible_collections.ringrift.cluster.tests.helpers import BIN, REPO, ansible_env, free_port
 
 MAC_REASON = ('macOS (gpu "M3 Max/Ultra (MPS)" is an Apple GPU): the collection manages Linux nodes only '
               '(it reads /proc and runs the daemon under systemd or supervisor)')
-
-
-def free_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from ansible_collections.ringrift.cluster.tests.helpers import ANSIBLE_PLAYBOOK, ansible_env
+from ansible_collections.ringrift.cluster.tests.helpers import ANSIBLE_PLAYBOOK, ansible_env, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "p2p_watchdog")
@@ -254,11 +254,7 @@ def test_probe_deadline_is_total_not_per_read(serve):
 
 
 def test_probe_of_a_closed_port_fails():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    ok, detail = wd.probe("127.0.0.1", port, "/health", 1.0)
+    ok, detail = wd.probe("127.0.0.1", free_port(), "/health", 1.0)
     assert not ok and "refused" in detail.lower()
 
 

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ansible_collections.ringrift.cluster.plugins.module_utils import p2p_health
+from ansible_collections.ringrift.cluster.tests.helpers import free_port
 
 from p2p_fakes import RawServer, drip, http_servers
 
@@ -56,11 +57,7 @@ def test_check_health_http_500_refused_and_timeout(http_server):
     assert failing["ok"] is False
     assert failing["status"] == 500
     assert failing["error"] == "HTTP 500"
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
-    refused = p2p_health.check_health("127.0.0.1", port, "/health", 2.0)
+    refused = p2p_health.check_health("127.0.0.1", free_port(), "/health", 2.0)
     assert refused["ok"] is False
     assert refused["status"] is None
     assert refused["error"] == "connection refused"

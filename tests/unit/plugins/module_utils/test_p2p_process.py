@@ -48,11 +48,11 @@ def test_process_info_unknown_uid_and_unreadable_exe(proc):
 
 def test_cmdline_keeps_arguments_with_spaces_and_empty_cmdline(proc):
     proc.add_process(100, ["python", "-c", "import time; time.sleep(9)", "p2p_orchestrator"])
-    assert p2p_process.read_cmdline(100, proc.root) == ["python", "-c", "import time; time.sleep(9)", "p2p_orchestrator"]
+    assert p2p_process.process_info(100, proc.root)["cmdline"] == [
+        "python", "-c", "import time; time.sleep(9)", "p2p_orchestrator"]
     with open(os.path.join(proc.root, "100", "cmdline"), "wb"):
         pass
-    assert p2p_process.read_cmdline(100, proc.root) == []
-    assert p2p_process.read_cmdline(12345, proc.root) is None
+    assert p2p_process.process_info(100, proc.root)["cmdline"] == []
 
 
 def test_is_descendant_walks_ppid_chain(proc):

@@ -12,11 +12,11 @@ from __future__ import absolute_import, division, print_function
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 
 from ansible_collections.ringrift.cluster.plugins.filter.converge_fingerprint import converge_fingerprint
+from ansible_collections.ringrift.cluster.tests.helpers import free_port
 
 __metaclass__ = type
 
@@ -33,15 +33,6 @@ def fingerprint(token):
 
 def node_conf(token):
     return "NODE_ID=n1\nRINGRIFT_CLUSTER_AUTH_TOKEN='%s'\n" % token
-
-
-def free_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def run_module(name, args):

@@ -16,12 +16,13 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from ansible_collections.ringrift.cluster.tests.helpers import free_port
 
 __metaclass__ = type
 
@@ -35,15 +36,6 @@ HANG_SECONDS = 20
 # Slack on top of a deadline: killing and reaping (nvidia_smi.REAP_GRACE is kept inside the deadline)
 # plus scheduling noise on a shared 2-core machine.
 SLACK = 1.0
-
-
-def free_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def run_module(name, args, scenario):

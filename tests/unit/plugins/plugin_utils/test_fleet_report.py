@@ -1030,14 +1030,34 @@ HOST_KEY_CHANGED_MSG = (
     'Host key verification failed.')
 
 
+# The host's connection options as the inventory plugin writes them (known_hosts_file, then a jump).
+SSH_ARGS = ("-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s -o ProxyCommand=\"ssh -o BatchMode=yes "
+            "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s -W '[%%h]:%%p' -p 22 root@192.0.2.1\"")
+
+
 def test_unreachable_on_a_changed_host_key_says_what_to_do():
-    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "changed": False, "msg": HOST_KEY_CHANGED_MSG})
+    host = dict(facts("vast-9"), ansible_ssh_common_args=SSH_ARGS % ("~/.ssh/ringrift_known_hosts", "~/.ssh/ringrift_known_hosts"))
+    r = fr.host_record("vast-9", host, {"unreachable": True, "changed": False, "msg": HOST_KEY_CHANGED_MSG})
     assert (r["diagnosis"], r["reachable"], r["error_kind"]) == ("unreachable", False, "host_key_changed")
     assert r["last_error"] == (
-        "SSH host key of [203.0.113.7]:40022 differs from the one recorded in the fleet's known-hosts file (the "
-        "inventory's known_hosts_file): if the instance was replaced, remove the old key (ssh-keygen -R "
-        "'[203.0.113.7]:40022' -f ~/.ssh/ringrift_known_hosts) and connect again; otherwise someone else answers "
-        "at that address")
+        "SSH host key of [203.0.113.7]:40022 differs from the one recorded in the fleet's known-hosts file "
+        "~/.ssh/ringrift_known_hosts (the inventory's known_hosts_file): if the instance was replaced, remove the "
+        "old key (ssh-keygen -R '[203.0.113.7]:40022' -f ~/.ssh/ringrift_known_hosts) and connect again; otherwise "
+        "someone else answers at that address")
+
+
+def test_a_changed_host_key_names_the_known_hosts_file_the_inventory_set():
+    host = dict(facts("vast-9"), ansible_ssh_common_args=SSH_ARGS % ("/srv/awx/known_hosts", "/srv/awx/known_hosts"))
+    r = fr.host_record("vast-9", host, {"unreachable": True, "msg": HOST_KEY_CHANGED_MSG})
+    assert "ssh-keygen -R '[203.0.113.7]:40022' -f /srv/awx/known_hosts)" in r["last_error"]
+    assert "ringrift_known_hosts" not in r["last_error"]
+
+
+def test_a_changed_host_key_without_a_known_hosts_option_names_no_file():
+    # A hand-written inventory: OpenSSH recorded the key in its default file, which ssh-keygen -R edits without -f.
+    r = fr.host_record("vast-9", facts("vast-9"), {"unreachable": True, "msg": HOST_KEY_CHANGED_MSG})
+    assert "(ssh-keygen -R '[203.0.113.7]:40022')" in r["last_error"] and " -f " not in r["last_error"]
+    assert "your known-hosts file" in r["last_error"]
 
 
 def test_unreachable_on_a_refused_host_key_without_the_changed_line():
